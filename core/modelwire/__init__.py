@@ -1,0 +1,53 @@
+"""modelwire: call language-model providers from manifests."""
+
+from ._errors import (
+    AuthError,
+    InternalError,
+    InvalidRequestError,
+    LimitExceededError,
+    ManifestError,
+    ManifestIssue,
+    ModelError,
+    NetworkError,
+    NotFoundError,
+    ParseError,
+    PluginError,
+    ProviderDownError,
+    RateLimitError,
+    RequestTimeout,
+    error_class,
+)
+from ._frames import Frame, Parser, ParserFactory
+from ._hookspecs import hookimpl
+from ._plugins import Plugins, Registration, get_parser, get_plugins, set_plugins
+from ._request import OutgoingRequest
+from ._version import __version__
+
+__all__ = [
+    "AuthError",
+    "Frame",
+    "InternalError",
+    "InvalidRequestError",
+    "LimitExceededError",
+    "ManifestError",
+    "ManifestIssue",
+    "ModelError",
+    "NetworkError",
+    "NotFoundError",
+    "OutgoingRequest",
+    "ParseError",
+    "Parser",
+    "ParserFactory",
+    "PluginError",
+    "Plugins",
+    "ProviderDownError",
+    "RateLimitError",
+    "Registration",
+    "RequestTimeout",
+    "__version__",
+    "error_class",
+    "get_parser",
+    "get_plugins",
+    "hookimpl",
+    "set_plugins",
+]

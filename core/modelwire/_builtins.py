@@ -1,0 +1,65 @@
+"""Plugins that ship inside the core: the auth injectors ``none``, ``bearer``,
+``header`` and ``query``. Parsers are separate distributions (``plugins/``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._errors import AuthError
+from ._hookspecs import hookimpl
+from ._request import OutgoingRequest
+
+
+def secret(auth: Any, request: OutgoingRequest) -> str:
+    """The key named by ``auth.env`` (or a literal ``auth.value``); AuthError if unset."""
+    value = getattr(auth, "value", None)
+    if value:
+        return str(value)
+    env = getattr(auth, "env", None)
+    if not env:
+        raise AuthError(
+            "auth needs `env` (the variable holding the key) or `value`",
+            code="AUTH_NOT_CONFIGURED",
+            provider=request.provider,
+            model=request.model,
+        )
+    key = os.environ.get(env)
+    if not key:
+        raise AuthError(
+            f"environment variable {env} is not set (the API key for this provider)",
+            code="AUTH_KEY_MISSING",
+            provider=request.provider,
+            model=request.model,
+            variable=env,
+        )
+    return key
+
+
+def none(request: OutgoingRequest, auth: Any) -> None:
+    """No credentials (local servers)."""
+
+
+def bearer(request: OutgoingRequest, auth: Any) -> None:
+    """``Authorization: Bearer <key>``."""
+    request.headers["Authorization"] = f"Bearer {secret(auth, request)}"
+
+
+def header(request: OutgoingRequest, auth: Any) -> None:
+    """A named header, e.g. ``x-api-key: <key>`` (``auth.name``, optional ``auth.prefix``)."""
+    name = getattr(auth, "name", None) or "x-api-key"
+    request.headers[name] = (getattr(auth, "prefix", None) or "") + secret(auth, request)
+
+
+def query(request: OutgoingRequest, auth: Any) -> None:
+    """A query parameter, e.g. ``?key=<key>`` (``auth.name``)."""
+    name = getattr(auth, "name", None) or "key"
+    request.params[name] = secret(auth, request)
+
+
+@hookimpl
+def register_auth_injectors(register: Any) -> None:
+    register("none", none)
+    register("bearer", bearer)
+    register("header", header)
+    register("query", query)

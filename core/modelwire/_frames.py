@@ -1,0 +1,48 @@
+"""Frames: what a parser plugin hands to the event mapper."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+__all__ = ["Frame", "Parser", "ParserFactory"]
+
+
+@attrs.frozen(slots=True)
+class Frame:
+    """One unit of a stream.
+
+    ``data`` is the payload: a ``str`` for SSE and text, the decoded JSON value
+    for JSON chunks. ``event``, ``id`` and ``retry`` are SSE's fields and stay
+    ``None`` for formats that have none.
+    """
+
+    data: Any
+    event: str | None = None
+    id: str | None = None
+    retry: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape that ``modelwire frames`` prints."""
+        return {"event": self.event, "data": self.data, "id": self.id, "retry": self.retry}
+
+
+@runtime_checkable
+class Parser(Protocol):
+    """An incremental, sans-IO parser: bytes in, frames out.
+
+    Output must not depend on how the bytes were chunked. ``close()`` marks the
+    end of the stream and returns what is still pending (or raises ParseError
+    if the stream ended inside something that cannot be completed).
+    """
+
+    def feed(self, data: bytes) -> list[Frame]: ...
+
+    def close(self) -> list[Frame]: ...
+
+
+class ParserFactory(Protocol):
+    """Builds a fresh parser; keyword options come from the manifest."""
+
+    def __call__(self, **options: Any) -> Parser: ...

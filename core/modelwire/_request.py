@@ -1,0 +1,25 @@
+"""The outgoing HTTP request, as built from a manifest before transport."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+__all__ = ["OutgoingRequest"]
+
+
+@attrs.define
+class OutgoingRequest:
+    """A request about to be sent; auth injectors mutate ``headers`` and ``params``."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = attrs.Factory(dict)
+    params: dict[str, str] = attrs.Factory(dict)
+    json: Any = None
+    provider: str | None = None
+    model: str | None = None
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"OutgoingRequest(method={self.method!r}, url={self.url!r})"
