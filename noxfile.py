@@ -1,0 +1,60 @@
+"""Developer sessions: tests, lint, typecheck, demo, bench.
+
+``nox -s tests`` is the README's test command and what CI runs: it installs
+the core and every plugin as real distributions (entry points and all) into
+a fresh virtualenv, plus the throwaway third-party plugin under tests/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = False
+
+ROOT = Path(__file__).parent
+PLUGINS = sorted(str(p) for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+TEST_PLUGINS = sorted(
+    str(p) for p in (ROOT / "tests" / "plugins").iterdir() if (p / "pyproject.toml").exists()
+) if (ROOT / "tests" / "plugins").is_dir() else []
+
+
+def _install(session: nox.Session, *extra: str) -> None:
+    session.install("-e", ".[test]", *[arg for p in PLUGINS for arg in ("-e", p)], *extra)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Core and plugin tests in a venv with everything installed for real."""
+    _install(session, *TEST_PLUGINS)
+    session.run(
+        "python", "-m", "pytest", "tests", *[f"{p}/tests" for p in PLUGINS], *session.posargs
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "core", "plugins", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    _install(session, "mypy", "types-PyYAML")
+    session.run("mypy", "core/modelwire", *[f"{p}/src" for p in PLUGINS])
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The README's first command: an offline demo against loopback providers."""
+    _install(session)
+    session.run("modelwire", "demo")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against peers; prints a table, writes benchmarks/results/."""
+    _install(session, "openai", "anthropic", "httpx-sse")
+    session.run("python", "benchmarks/run.py", *session.posargs)
