@@ -67,8 +67,15 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
     plugins = get_plugins()
     rows = plugins.describe()
-    errors = [{"plugin": getattr(e, "plugin", None), "distribution": getattr(e, "distribution", None),
-               "message": e.message} for e in plugins.load_errors]
+    errors = [
+        {
+            "code": e.code,
+            "plugin": getattr(e, "plugin", None),
+            "distribution": getattr(e, "distribution", None),
+            "message": e.message,
+        }
+        for e in plugins.errors()
+    ]
     if args.json:
         _emit({"registrations": rows, "errors": errors})
     else:
@@ -82,6 +89,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             extra = ""
             if row.get("media_types"):
                 extra = "  [" + ", ".join(row["media_types"]) + "]"
+            if row.get("conflict"):
+                extra += "  (conflict)"
             print(f"  {row['name']:<{width}}  {origin}{extra}")
         for err in errors:
             print(f"error: {err['message']}", file=sys.stderr)
@@ -92,26 +101,31 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from ._loader import check_plugin_names, load_manifests
+    from ._loader import load_manifests, plugin_name_errors
     from ._plugins import get_plugins
 
-    failed = False
-    for source in args.sources:
-        try:
-            catalog = load_manifests(source)
-            if not args.no_plugins:
-                check_plugin_names(catalog, get_plugins())
-        except ManifestError as exc:
-            failed = True
-            for issue in exc.issues:
-                print(f"error: {issue}", file=sys.stderr)
-            continue
-        except ModelError as exc:
-            failed = True
-            print(f"error: {exc.message}", file=sys.stderr)
-            continue
-        print(f"ok: {source}: {len(catalog.providers)} providers, {len(catalog.models)} models")
-    return 1 if failed else 0
+    # All sources form one catalog, as a runtime loads them: a model in one
+    # file may use a provider from another, and a name defined twice is an error.
+    try:
+        catalog = load_manifests(*args.sources)
+    except ManifestError as exc:
+        for issue in exc.issues:
+            print(f"error: {issue}", file=sys.stderr)
+        return 1
+    except ModelError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    if not args.no_plugins:
+        errors = plugin_name_errors(catalog, get_plugins())
+        for err in errors:
+            print(f"error: {err.message}", file=sys.stderr)
+        if errors:
+            return 1
+    print(
+        f"ok: {', '.join(args.sources)}: "
+        f"{len(catalog.providers)} providers, {len(catalog.models)} models"
+    )
+    return 0
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -127,9 +141,6 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 # -- wiring --------------------------------------------------------------------
-
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
-
 
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
@@ -161,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p.set_defaults(handler=_cmd_schema)
 
-    for add in _EXTRA_COMMANDS:
-        add(sub)
+    from ._commands import add_commands
+
+    add_commands(sub)
     return ap
 
 

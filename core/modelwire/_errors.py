@@ -236,9 +236,13 @@ class PluginError(InternalError):
 
 @attrs.frozen
 class ManifestIssue:
-    """One problem in one manifest: the file, the field path, the line."""
+    """One problem in one manifest: the file, the field path, the line.
 
-    message: str
+    The message is redacted like every error message: a key pasted into the
+    wrong field never reaches a terminal or a log.
+    """
+
+    message: str = attrs.field(converter=redact)
     file: str | None = None
     path: str | None = None
     line: int | None = None

@@ -29,7 +29,7 @@ from cattrs.cols import is_mapping, is_sequence, list_structure_factory, mapping
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn
 
-from ._errors import KINDS, ManifestError, ManifestIssue, NotFoundError
+from ._errors import KINDS, ManifestError, ManifestIssue, ModelError, NotFoundError, PluginError
 from ._manifest import (
     SUPPORTED_VERSIONS,
     EventRule,
@@ -41,7 +41,15 @@ from ._manifest import (
 )
 from ._yaml import Located, expand_env, format_path, read_yaml
 
-__all__ = ["Catalog", "builtin_names", "load_manifests", "load_source", "parse_manifest"]
+__all__ = [
+    "Catalog",
+    "builtin_names",
+    "check_plugin_names",
+    "load_manifests",
+    "load_source",
+    "parse_manifest",
+    "plugin_name_errors",
+]
 
 EVENT_TYPES = ("text", "tool_call", "usage", "finish", "done", "embedding")
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -144,6 +152,11 @@ def _make_converter() -> cattrs.Converter:
         def hook(value: Any, _type: Any) -> Any:
             if value is None and type(None) in members:
                 return None
+            # A list (or mapping) can only be the list (or mapping) member:
+            # structure it as that, so an error names the bad item inside.
+            shaped = [m for m in members if _same_shape(value, m)]
+            if len(shaped) == 1:
+                return c.structure(value, shaped[0])
             for member in members:
                 if member is type(None):
                     continue
@@ -165,6 +178,15 @@ def _make_converter() -> cattrs.Converter:
         union_factory,
     )
     return conv
+
+
+def _same_shape(value: Any, t: Any) -> bool:
+    origin = typing.get_origin(t)
+    if isinstance(value, list):
+        return origin is list
+    if isinstance(value, dict):
+        return origin is dict or attrs.has(t)
+    return False
 
 
 def _type_label(t: Any) -> str:
@@ -195,7 +217,7 @@ def _issues_from(exc: BaseException, path: PathT, doc: Located) -> list[Manifest
     if isinstance(exc, (ClassValidationError, IterableValidationError)):
         with_notes, without = exc.group_exceptions()
         for sub, note in with_notes:
-            step = note.name if isinstance(exc, ClassValidationError) else note.index  # type: ignore[union-attr]
+            step: str | int = note.name if isinstance(exc, ClassValidationError) else note.index  # type: ignore[union-attr,assignment]
             child = (*path, step)
             if isinstance(sub, KeyError):
                 out.append(doc.issue(child, "required field is missing"))
@@ -230,21 +252,29 @@ def parse_manifest(
         return None, None, issues
     if not isinstance(doc.value, dict):
         return None, doc, [doc.issue((), f"a manifest must be a mapping, got {_describe(doc.value)}")]
-    if "version" not in doc.value:
-        return None, doc, [doc.issue((), "field 'version' is required (use `version: 1`)")]
-    version = doc.value["version"]
-    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
-        supported = ", ".join(map(str, SUPPORTED_VERSIONS))
-        return None, doc, [
-            doc.issue(("version",), f"unsupported manifest version {version!r}; this modelwire reads {supported}")
-        ]
-    issues = expand_env(doc, os.environ if env is None else env)
+    issues = []
+    if "version" in doc.value:
+        version = doc.value["version"]
+        if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+            supported = ", ".join(map(str, SUPPORTED_VERSIONS))
+            return None, doc, [
+                doc.issue(("version",), f"unsupported manifest version {version!r}; this modelwire reads {supported}")
+            ]
+    else:
+        # Report it, and check the rest as the current version so every error shows at once.
+        issues.append(doc.issue((), "field 'version' is required (use `version: 1`)"))
+    issues.extend(expand_env(doc, os.environ if env is None else env))
+    value = doc.value
+    if "version" not in value:
+        value = {"version": SUPPORTED_VERSIONS[-1], **value}
+    manifest: Manifest | None = None
     try:
-        manifest = converter().structure(doc.value, Manifest)
+        manifest = converter().structure(value, Manifest)
     except Exception as exc:
         issues.extend(_issues_from(exc, (), doc))
-        return None, doc, issues
-    issues.extend(_check_manifest(manifest, doc))
+    else:
+        issues.extend(_check_manifest(manifest, doc))
+    issues.sort(key=lambda i: i.line or 0)  # in file order (stable)
     return (None if issues else manifest), doc, issues
 
 
@@ -257,8 +287,22 @@ def _check_expr(expr: Any, path: PathT, doc: Located, out: list[ManifestIssue]) 
     try:
         jmespath.compile(expr)
     except jmespath.exceptions.JMESPathError as exc:
-        detail = str(exc).splitlines()[0]
-        out.append(doc.issue(path, f"invalid expression {expr!r}: {detail}"))
+        out.append(doc.issue(path, f"invalid expression {expr!r}: {_expr_problem(exc)}"))
+
+
+def _expr_problem(exc: Exception) -> str:
+    """One line for a JMESPath syntax error (its own text spans three)."""
+    errors = jmespath.exceptions
+    if isinstance(exc, errors.IncompleteExpressionError):
+        what = "incomplete expression"
+    elif isinstance(exc, errors.LexerError):
+        what = str(exc.message)
+    elif isinstance(exc, errors.ParseError):
+        what = f"unexpected {exc.token_value!r}"
+    else:
+        return str(exc).splitlines()[0]
+    pos = getattr(exc, "lex_position", None)
+    return what if pos is None else f"{what} at character {pos}"
 
 
 def _check_kind(kind: str, path: PathT, doc: Located, out: list[ManifestIssue]) -> None:
@@ -353,7 +397,9 @@ def _split_git(source: str) -> tuple[str, str, str]:
     rest, _, subpath = rest.partition("#")
     url, ref = rest, "HEAD"
     head, sep, tail = rest.rpartition("@")
-    if sep and "://" in head and "/" in head.split("://", 1)[1]:
+    # The '@' starts a ref only after the repository path has begun; in
+    # ssh://git@host/repo or git@host:repo it is the user part of the URL.
+    if sep and "/" in head.split("://", 1)[-1]:
         url, ref = head, tail
     return url, ref or "HEAD", subpath.strip("/")
 
@@ -370,7 +416,7 @@ def _load_git(source: str) -> list[tuple[str, bytes]]:
     cache = _cache_dir() / "git" / hashlib.sha256(url.encode()).hexdigest()[:24]
     if not (cache / "HEAD").exists():
         cache.parent.mkdir(parents=True, exist_ok=True)
-        _git("clone", "--quiet", "--mirror", url, str(cache))
+        _git("clone", "--quiet", "--mirror", "--", url, str(cache))
     else:
         _git("--git-dir", str(cache), "fetch", "--quiet", "--prune", "origin")
     commit = _git("--git-dir", str(cache), "rev-parse", "--verify", f"{ref}^{{commit}}").decode().strip()
@@ -393,9 +439,10 @@ def _load_url(source: str) -> list[tuple[str, bytes]]:
 
     try:
         resp = httpx.get(source, timeout=30.0, follow_redirects=True)
-        resp.raise_for_status()
     except httpx.HTTPError as exc:
-        raise OSError(f"fetching failed: {exc}") from exc
+        raise OSError(f"fetching failed: {type(exc).__name__}: {exc}") from exc
+    if resp.is_error:
+        raise OSError(f"fetching failed: HTTP {resp.status_code} {resp.reason_phrase}")
     return [(source, resp.content)]
 
 
@@ -406,7 +453,8 @@ def _read_source(source: str | os.PathLike[str]) -> list[tuple[str, bytes]]:
             name = source[len("builtin:") :]
             folder = _builtin_dir()
             if name in ("", "*"):
-                return [(f"builtin:{n}", (folder / f"{n}.yaml").read_bytes()) for n in builtin_names()]
+                files = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES)
+                return [(f"builtin:{p.stem}", p.read_bytes()) for p in files]
             for suffix in SUFFIXES:
                 candidate = folder / f"{name}{suffix}"
                 if candidate.is_file():
@@ -421,7 +469,13 @@ def _read_source(source: str | os.PathLike[str]) -> list[tuple[str, bytes]]:
             return _load_url(source)
     path = Path(source)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix in SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
         if not files:
             raise FileNotFoundError(f"no *.yaml, *.yml or *.json files in directory {path}")
         return [(str(p), p.read_bytes()) for p in files]
@@ -511,7 +565,7 @@ def load_manifests(
                             )
                         )
                         continue
-                    target[name] = value  # type: ignore[index]
+                    target[name] = value  # type: ignore[index,assignment]
                     origins[(section, name)] = file
             if manifest.protocol is not None:
                 protocol = manifest.protocol
@@ -551,36 +605,46 @@ def _check_references(catalog: Catalog) -> list[ManifestIssue]:
     return out
 
 
-def check_plugin_names(catalog: Catalog, plugins: Any) -> None:
-    """Fail at load time on a parser or auth name no installed plugin provides."""
+def plugin_name_errors(catalog: Catalog, plugins: Any) -> list[ModelError]:
+    """Every parser, auth or tokenizer name in the catalog that no plugin provides.
+
+    Each error keeps its code (``PARSER_NOT_FOUND``, ``PLUGIN_CONFLICT``, ...)
+    and its message starts with the file, line and field path.
+    """
+    checks: list[tuple[str, str, ManifestIssue, dict[str, Any]]] = []
     for pname, provider in catalog.providers.items():
-        checks: list[tuple[str, str, tuple[str | int, ...]]] = [
-            ("auth_injector", provider.auth.type, ("auth", "type"))
-        ]
+        where = {"provider": pname}
+        checks.append(
+            ("auth_injector", provider.auth.type, catalog.where("providers", pname, "auth", "type"), where)
+        )
         for oname, op in provider.operators.items():
             if op.parser is not None:
-                checks.append(("parser", op.parser, ("operators", oname, "parser")))
-        for kind, name, field in checks:
-            if name not in plugins.registry(kind):
-                where = catalog.where("providers", pname, *field)
-                try:
-                    plugins.get(kind, name)
-                except NotFoundError as exc:
-                    raise NotFoundError(
-                        f"{where.file or '<manifest>'}:{where.line or '?'}: {where.path}: {exc.message}",
-                        code=exc.code,
-                        provider=pname,
-                    ) from None
+                field = catalog.where("providers", pname, "operators", oname, "parser")
+                checks.append(("parser", op.parser, field, where))
     for mname, model in catalog.models.items():
-        if model.tokenizer is not None and model.tokenizer not in plugins.registry("tokenizer"):
-            where = catalog.where("models", mname, "tokenizer")
-            try:
-                plugins.get("tokenizer", model.tokenizer)
-            except NotFoundError as exc:
-                raise NotFoundError(
-                    f"{where.file or '<manifest>'}:{where.line or '?'}: {where.path}: {exc.message}",
+        if model.tokenizer is not None:
+            field = catalog.where("models", mname, "tokenizer")
+            checks.append(("tokenizer", model.tokenizer, field, {"model": mname}))
+    out: list[ModelError] = []
+    for kind, name, field, context in checks:
+        try:
+            plugins.get(kind, name)
+        except (NotFoundError, PluginError) as exc:
+            out.append(
+                type(exc)(
+                    f"{field.file or '<manifest>'}:{field.line or '?'}: {field.path}: {exc.message}",
                     code=exc.code,
-                    model=mname,
-                ) from None
+                    **context,
+                )
+            )
+    return out
 
 
+def check_plugin_names(catalog: Catalog, plugins: Any) -> None:
+    """Fail at load time on a parser, auth or tokenizer name no installed plugin provides.
+
+    Raises the first of :func:`plugin_name_errors` (``PARSER_NOT_FOUND``, ...).
+    """
+    errors = plugin_name_errors(catalog, plugins)
+    if errors:
+        raise errors[0]

@@ -8,6 +8,13 @@ default with :func:`set_plugins`.
 
 ``MODELWIRE_LOAD_PLUGINS`` restricts which entry points load: a comma
 separated list of distribution or entry-point names; empty loads none.
+
+Problems never stop the other plugins from loading. A plugin that fails to
+import, or whose hook raises, is recorded (naming the plugin and its
+distribution) and shown by ``modelwire plugins`` and in not-found messages.
+A name claimed by two plugins is left out of the registry; using it (a
+lookup, or media-type detection choosing it) raises ``PLUGIN_CONFLICT``
+naming both distributions, while every other name keeps working.
 """
 
 from __future__ import annotations
@@ -81,6 +88,35 @@ def _media_key(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+class _Tables:
+    """Every claim of every kind, in registration order, split into usable and clashing names."""
+
+    def __init__(self, claims: dict[str, list[Registration]], hook_errors: list[PluginError]) -> None:
+        self.claims = claims
+        self.hook_errors = hook_errors
+        self.unique: dict[str, dict[str, Registration]] = {}
+        self.clashes: dict[str, dict[str, list[Registration]]] = {}
+        for kind, regs in claims.items():
+            by_name: dict[str, list[Registration]] = {}
+            for reg in regs:
+                by_name.setdefault(reg.name, []).append(reg)
+            self.unique[kind] = {n: rs[0] for n, rs in by_name.items() if len(rs) == 1}
+            self.clashes[kind] = {n: rs for n, rs in by_name.items() if len(rs) > 1}
+
+
+def _conflict_error(kind: str, name: str, regs: list[Registration]) -> PluginError:
+    origins = [r.origin() for r in regs]
+    times = "twice" if len(regs) == 2 else f"{len(regs)} times"
+    claimants = ", by ".join(origins[:-1]) + f" and by {origins[-1]}"
+    return PluginError(
+        f"{kind.replace('_', ' ')} name {name!r} is claimed {times}: by {claimants}; "
+        "uninstall one of them, or choose which load with MODELWIRE_LOAD_PLUGINS",
+        code="PLUGIN_CONFLICT",
+        name=name,
+        distributions=[r.distribution for r in regs],
+    )
+
+
 class Plugins:
     """A plugin manager and the registries filled by its hooks."""
 
@@ -95,7 +131,7 @@ class Plugins:
         self.pm.add_hookspecs(_hookspecs)
         self.load_errors: list[PluginError] = []
         self._origins: dict[str, tuple[str | None, str | None]] = {}
-        self._registry: dict[str, dict[str, Registration]] | None = None
+        self._registry: _Tables | None = None
         if builtins:
             self.register(_builtins, name="modelwire", distribution="modelwire", version=__version__)
         if entry_points:
@@ -159,14 +195,14 @@ class Plugins:
                 self.load_errors.append(err)
 
     # -- registries ---------------------------------------------------
-    def _build(self) -> dict[str, dict[str, Registration]]:
-        registry: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
+    def _build(self) -> _Tables:
+        claims: dict[str, list[Registration]] = {kind: [] for kind in KINDS}
+        hook_errors: list[PluginError] = []
         for kind, hook_name in KINDS.items():
             hook = getattr(self.pm.hook, hook_name)
-            # Oldest registration first, so "first claim" reads naturally.
-            for impl in reversed(hook.get_hookimpls()):
+            # pluggy lists implementations oldest registration first.
+            for impl in hook.get_hookimpls():
                 dist, version = self._origins.get(impl.plugin_name, (None, None))
-                table = registry[kind]
 
                 def register(
                     name: str,
@@ -174,55 +210,88 @@ class Plugins:
                     media_types: Iterable[str] = (),
                     *,
                     _kind: str = kind,
-                    _table: dict[str, Registration] = table,
                     _plugin: str = impl.plugin_name,
                     _dist: str | None = dist,
                     _version: str | None = version,
                 ) -> None:
-                    new = Registration(
-                        kind=_kind,
-                        name=name,
-                        obj=obj,
-                        plugin=_plugin,
-                        distribution=_dist,
-                        version=_version,
-                        media_types=tuple(_media_key(m) for m in media_types),
-                    )
-                    old = _table.get(name)
-                    if old is not None:
-                        raise PluginError(
-                            f"{_kind.replace('_', ' ')} name {name!r} is claimed twice: "
-                            f"by {old.origin()} and by {new.origin()}",
-                            code="PLUGIN_CONFLICT",
+                    if not isinstance(name, str) or not name:
+                        label = _kind.replace("_", " ")
+                        raise TypeError(f"a {label} name must be a non-empty string, got {name!r}")
+                    if isinstance(media_types, str):
+                        media_types = [media_types]
+                    claims[_kind].append(
+                        Registration(
+                            kind=_kind,
+                            name=name,
+                            obj=obj,
+                            plugin=_plugin,
+                            distribution=_dist,
+                            version=_version,
+                            media_types=tuple(_media_key(m) for m in media_types),
                         )
-                    _table[name] = new
+                    )
 
-                impl.function(register=register)
-        return registry
+                try:
+                    impl.function(register=register)
+                except Exception as exc:
+                    origin = f"distribution {dist!r}" if dist else "no distribution"
+                    err = PluginError(
+                        f"plugin {impl.plugin_name!r} ({origin}) failed in {hook_name}: "
+                        f"{type(exc).__name__}: {exc}",
+                        code="PLUGIN_HOOK_FAILED",
+                        plugin=impl.plugin_name,
+                        distribution=dist,
+                    )
+                    err.__cause__ = exc
+                    hook_errors.append(err)
+        return _Tables(claims, hook_errors)
 
-    def registry(self, kind: str) -> dict[str, Registration]:
-        """Every registration of one kind (``parser``, ``auth_injector``, ...)."""
+    def _tables(self) -> _Tables:
         if self._registry is None:
             self._registry = self._build()
-        return self._registry[kind]
+        return self._registry
+
+    def registry(self, kind: str) -> dict[str, Registration]:
+        """Every usable registration of one kind (``parser``, ``auth_injector``, ...).
+
+        A name two plugins claimed is left out; looking it up with :meth:`get`
+        raises the ``PLUGIN_CONFLICT`` error naming both distributions.
+        """
+        return self._tables().unique[kind]
+
+    def conflicts(self) -> list[PluginError]:
+        """One ``PLUGIN_CONFLICT`` error per name claimed by more than one plugin."""
+        tables = self._tables()
+        return [
+            _conflict_error(kind, name, regs)
+            for kind in KINDS
+            for name, regs in sorted(tables.clashes[kind].items())
+        ]
+
+    def errors(self) -> list[PluginError]:
+        """Every plugin problem: failed imports, failed hooks, name conflicts."""
+        return [*self.load_errors, *self._tables().hook_errors, *self.conflicts()]
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.registry(kind))
 
     def get(self, kind: str, name: str) -> Registration:
         """Look a name up; an unknown name lists the installed ones."""
-        table = self.registry(kind)
+        tables = self._tables()
+        table = tables.unique[kind]
         try:
             return table[name]
         except KeyError:
             pass
+        if name in tables.clashes[kind]:
+            raise _conflict_error(kind, name, tables.clashes[kind][name])
         label = kind.replace("_", " ")
         installed = ", ".join(sorted(table)) or "none"
         msg = f"no {label} named {name!r}; installed: {installed}"
         close = difflib.get_close_matches(name, list(table), n=1)
         if close:
             msg += f" (did you mean {close[0]!r}?)"
-        for err in self.load_errors:
+        for err in (*self.load_errors, *tables.hook_errors):
             msg += f"; note: {err.message}"
         raise NotFoundError(msg, code=f"{kind.upper()}_NOT_FOUND", name=name)
 
@@ -236,19 +305,22 @@ class Plugins:
         """The parser whose declared media types best match a Content-Type.
 
         An exact type beats ``type/*``, which beats ``*/*``; among equals the
-        first registered wins.
+        first registered wins. If the winner's name is claimed by two plugins,
+        the ``PLUGIN_CONFLICT`` error is raised rather than guessing.
         """
         key = _media_key(content_type)
         if not key:
             return None
         major = key.split("/", 1)[0] + "/*"
         best: tuple[int, Registration] | None = None
-        for reg in self.registry("parser").values():
+        for reg in self._tables().claims["parser"]:
             for mt in reg.media_types:
                 rank = 3 if mt == key else 2 if mt == major else 1 if mt == "*/*" else 0
                 if rank and (best is None or rank > best[0]):
                     best = (rank, reg)
-        return None if best is None else best[1]
+        if best is None:
+            return None
+        return self.get("parser", best[1].name)
 
     def get_auth_injector(self, name: str) -> Callable[..., Any]:
         obj: Callable[..., Any] = self.get("auth_injector", name).obj
@@ -261,10 +333,16 @@ class Plugins:
         return self.get("fallback_policy", name).obj
 
     def describe(self) -> list[dict[str, Any]]:
-        """Every registration of every kind, for ``modelwire plugins``."""
-        return [
-            self.registry(kind)[name].to_dict() for kind in KINDS for name in self.names(kind)
-        ]
+        """Every registration of every kind, for ``modelwire plugins``.
+
+        Both sides of a name conflict are listed, marked ``"conflict": true``.
+        """
+        tables = self._tables()
+        rows = []
+        for kind in KINDS:
+            for reg in sorted(tables.claims[kind], key=lambda r: r.name):
+                rows.append({**reg.to_dict(), "conflict": reg.name in tables.clashes[kind]})
+        return rows
 
 
 _default: Plugins | None = None

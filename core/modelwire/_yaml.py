@@ -70,7 +70,7 @@ class _TooBig(Exception):
 
 def read_yaml(text: str | bytes, file: str | None = None) -> tuple[Located | None, list[ManifestIssue]]:
     """Parse one YAML (or JSON) document safely, with positions."""
-    size = len(text)
+    size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(text)
     if size > MAX_DOCUMENT_BYTES:
         return None, [
             ManifestIssue(
@@ -88,53 +88,113 @@ def read_yaml(text: str | bytes, file: str | None = None) -> tuple[Located | Non
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        return None, [ManifestIssue(f"invalid YAML: {problem}", file=file, line=line)]
+        return None, [_yaml_issue(exc, file)]
     except yaml.YAMLError as exc:
         return None, [ManifestIssue(f"invalid YAML: {exc}", file=file)]
+    except RecursionError:  # the pure-Python composer on very deep nesting
+        return None, [
+            ManifestIssue(f"document nests deeper than {MAX_DEPTH} levels; refusing it", file=file)
+        ]
     if node is None:
         return None, [ManifestIssue("the document is empty", file=file)]
     lines: dict[Path, int] = {}
-    budget = [MAX_NODES]
     try:
-        value = _walk(loader, node, (), lines, budget, 0)
+        value = _walk(loader, node, (), lines, _Budget(), 0)
     except _TooBig as exc:
         return None, [ManifestIssue(str(exc), file=file, line=node.start_mark.line + 1)]
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        return None, [
-            ManifestIssue(
-                f"invalid YAML: {exc.problem}", file=file, line=mark.line + 1 if mark else None
-            )
-        ]
+        return None, [_yaml_issue(exc, file)]
     lines.setdefault((), node.start_mark.line + 1)
     return Located(value, lines, file), []
 
 
-def _walk(loader: Any, node: Any, path: Path, lines: dict[Path, int], budget: list[int], depth: int) -> Any:
-    budget[0] -= 1
-    if budget[0] < 0:
+def _yaml_issue(exc: yaml.MarkedYAMLError, file: str | None) -> ManifestIssue:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else None
+    parts = [p for p in (exc.context, exc.problem) if p]
+    return ManifestIssue(f"invalid YAML: {', '.join(parts) or 'syntax error'}", file=file, line=line)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
+def _merged_size(node: Any, memo: dict[int, int]) -> int:
+    """How many keys a mapping has once its ``<<`` merge keys are flattened.
+
+    An upper bound, computed once per node: older PyYAML releases copy merged
+    keys without removing repeats, so ``<<: [*a, *a]`` nested a few dozen
+    times is a bomb that explodes before the walk below can count it.
+    """
+    key = id(node)
+    if key not in memo:
+        memo[key] = 0  # an anchor merged into itself counts as empty
+        total = 0
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                total += 1
+                continue
+            subs = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            total += sum(_merged_size(s, memo) for s in subs if isinstance(s, yaml.MappingNode))
+        memo[key] = total
+    return memo[key]
+
+
+class _Budget:
+    """What one walk has left to spend, and what it learned about shared nodes."""
+
+    def __init__(self) -> None:
+        self.left = MAX_NODES
+        self.merged: dict[int, int] = {}  # id(mapping node) -> keys once flattened
+        self.explicit: dict[int, int] = {}  # id(mapping node) -> keys written in it
+
+
+def _walk(loader: Any, node: Any, path: Path, lines: dict[Path, int], budget: _Budget, depth: int) -> Any:
+    budget.left -= 1
+    if budget.left < 0:
         raise _TooBig(
             f"document expands to more than {MAX_NODES} values (an alias bomb?); refusing it"
         )
     if depth > MAX_DEPTH:
         raise _TooBig(f"document nests deeper than {MAX_DEPTH} levels; refusing it")
     lines.setdefault(path, node.start_mark.line + 1)
+    if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
+        # Scalars with unknown tags fail in construct_object; collections
+        # would silently lose theirs (``!!set``, ``!!python/object``).
+        raise yaml.constructor.ConstructorError(
+            None, None, f"unsupported tag {node.tag!r}", node.start_mark
+        )
     if isinstance(node, yaml.MappingNode):
+        if _merged_size(node, budget.merged) > budget.left:
+            raise _TooBig(
+                f"document expands to more than {MAX_NODES} values (a merge-key bomb?); refusing it"
+            )
+        if id(node) not in budget.explicit:  # an alias revisits a node already flattened
+            budget.explicit[id(node)] = sum(1 for k, _ in node.value if k.tag != _MERGE_TAG)
         loader.flatten_mapping(node)
+        first_explicit = len(node.value) - budget.explicit[id(node)]  # merged keys come first
         out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        seen: dict[Any, int] = {}
+        for index, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
             if isinstance(key, (list, dict)):
                 raise yaml.constructor.ConstructorError(
                     None, None, "a mapping key must be a scalar", key_node.start_mark
                 )
             if not isinstance(key, str):
-                key = str(key)
+                key = key_node.value  # as written: `null`, `true`, `1.0`, not `None`, `True`
+            line = key_node.start_mark.line + 1
+            if index >= first_explicit:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first on line {seen[key]})",
+                        key_node.start_mark,
+                    )
+                seen[key] = line
             child = (*path, key)
-            lines[child] = key_node.start_mark.line + 1
+            lines[child] = line
             out[key] = _walk(loader, value_node, child, lines, budget, depth + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
@@ -157,8 +217,14 @@ class _Unset(Exception):
         self.name = name
 
 
-def _expand(text: str, env: Mapping[str, str], pos: int = 0, nested: bool = False) -> tuple[str, int]:
-    """Expand from ``pos``; when ``nested``, stop at the ``}`` closing a default."""
+def _expand(
+    text: str, env: Mapping[str, str], pos: int = 0, nested: bool = False, strict: bool = True
+) -> tuple[str, int]:
+    """Expand from ``pos``; when ``nested``, stop at the ``}`` closing a default.
+
+    ``strict=False`` parses a default that is not used: an unset variable in
+    it is no error (as in a shell), but bad syntax still is.
+    """
     out: list[str] = []
     n = len(text)
     while pos < n:
@@ -171,22 +237,30 @@ def _expand(text: str, env: Mapping[str, str], pos: int = 0, nested: bool = Fals
         if text.startswith("${", pos):
             m = _NAME.match(text, pos + 2)
             if m is None:
-                raise ValueError(f"bad variable reference at character {pos}: {text[pos:pos + 12]!r}")
+                raise ValueError(
+                    f"bad variable reference at character {pos}: {text[pos:pos + 12]!r}"
+                    " (write $$ for a literal $)"
+                )
             name, pos = m.group(), m.end()
             if text.startswith("}", pos):
                 pos += 1
                 if name not in env:
-                    raise _Unset(name)
+                    if strict:
+                        raise _Unset(name)
+                    continue
                 out.append(env[name])
             elif text.startswith(":-", pos):
-                default, pos = _expand(text, env, pos + 2, nested=True)
+                value = env.get(name)
+                default, pos = _expand(text, env, pos + 2, nested=True, strict=strict and not value)
                 if pos >= n:
                     raise ValueError(f"unterminated ${{{name}:-...}}")
                 pos += 1
-                value = env.get(name)
                 out.append(value if value else default)
             else:
-                raise ValueError(f"bad variable reference ${{{name}...: expected '}}' or ':-'")
+                raise ValueError(
+                    f"bad variable reference ${{{name}...: expected '}}' or ':-'"
+                    " (write $$ for a literal $)"
+                )
             continue
         nxt = min(
             (i for i in (text.find("$", pos), text.find("}", pos) if nested else -1) if i >= 0),
