@@ -24,7 +24,7 @@ def secret(auth: Any, request: OutgoingRequest) -> str:
             provider=request.provider,
             model=request.model,
         )
-    key = os.environ.get(env)
+    key = (request.env if request.env is not None else os.environ).get(env)
     if not key:
         raise AuthError(
             f"environment variable {env} is not set (the API key for this provider)",

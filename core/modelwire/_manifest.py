@@ -74,6 +74,7 @@ class EventRule:
 
     event: str | None = attrs.field(default=None, metadata=_doc("only frames with this SSE event name"))
     data: str | None = attrs.field(default=None, metadata=_doc("only frames whose raw data equals this (no JSON decoding)"))
+    raw: bool = attrs.field(default=False, metadata=_doc("read the frame's data as it came (a string for SSE and text), without JSON decoding"))
     when: str | None = attrs.field(default=None, metadata=_doc("expression over the decoded payload; fires when truthy"))
     each: str | None = attrs.field(default=None, metadata=_doc("expression yielding a list; emit once per item (`@` is the item)"))
     emit: dict[str, Any] | None = attrs.field(default=None, metadata=_doc("event to emit: `type` plus field expressions"))

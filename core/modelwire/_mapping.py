@@ -121,7 +121,7 @@ class _Rule:
         self.builder = _builder(rule.emit) if rule.emit is not None else None
         self.error = rule.error
         self.stop = rule.stop or rule.stop_when is not None
-        self.needs_payload = rule.data is None and (
+        self.needs_payload = rule.data is None and not rule.raw and (
             self.when is not None or self.each is not None or self.builder is not None
             or self.error is not None
         )
@@ -169,6 +169,8 @@ class EventMapper:
             ) from exc
 
     def feed(self, frame: Frame) -> list[Event]:
+        if self.stopped:  # past the end marker nothing counts
+            return []
         out: list[Event] = []
         data = frame.data
         payload = _UNSET

@@ -128,7 +128,7 @@ def _flat_call(call: Any) -> dict[str, Any]:
         return {"id": call.id, "name": call.name, "arguments": call.arguments}
     call = dict(call)
     fn = call.get("function")
-    if isinstance(fn, Mapping):  # OpenAI shape accepted too
+    if isinstance(fn, Mapping):  # the {type: function, function: {...}} shape too
         return {"id": call.get("id"), "name": fn.get("name"), "arguments": fn.get("arguments")}
     return {"id": call.get("id"), "name": call.get("name"), "arguments": call.get("arguments")}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -20,6 +21,7 @@ class OutgoingRequest:
     json: Any = None
     provider: str | None = None
     model: str | None = None
+    env: Mapping[str, str] | None = None  # where auth keys are read (default: os.environ)
 
     def __repr__(self) -> str:  # never show credentials
         return f"OutgoingRequest(method={self.method!r}, url={self.url!r})"

@@ -94,9 +94,9 @@ def _with_context(exc: ModelError, context: Mapping[str, Any]) -> ModelError:
 class Runtime:
     """Calls models described by manifests.
 
-    >>> rt = Runtime.from_manifests("app.yaml", "builtin:openai")  # doctest: +SKIP
+    >>> rt = Runtime.from_manifests("app.yaml")  # doctest: +SKIP
     >>> async with rt:                                            # doctest: +SKIP
-    ...     print((await rt.generate("gpt-4.1", "Hello")).text)
+    ...     print((await rt.generate("my-model", "Hello")).text)
     """
 
     def __init__(
@@ -105,8 +105,10 @@ class Runtime:
         *,
         plugins: Plugins | None = None,
         http_client: httpx.AsyncClient | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.catalog = catalog
+        self.env = env
         self.plugins = plugins if plugins is not None else get_plugins()
         check_plugin_names(catalog, self.plugins)
         self._compiled: dict[tuple[str, str], _Compiled] = {}
@@ -121,8 +123,11 @@ class Runtime:
         http_client: httpx.AsyncClient | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Runtime:
-        """Load manifests (files, dirs, URLs, git, ``builtin:NAME``) and build a runtime."""
-        return cls(load_manifests(*sources, env=env), plugins=plugins, http_client=http_client)
+        """Load manifests (files, dirs, URLs, git, ``builtin:NAME``) and build a runtime.
+
+        ``env`` replaces ``os.environ`` for ``${VAR}`` expansion and API keys.
+        """
+        return cls(load_manifests(*sources, env=env), plugins=plugins, http_client=http_client, env=env)
 
     # -- lifecycle ---------------------------------------------------------
     async def __aenter__(self) -> Runtime:
@@ -263,6 +268,7 @@ class Runtime:
             json=body,
             provider=plan_.provider_name,
             model=plan_.model,
+            env=self.env,
         )
         injector = self.plugins.get_auth_injector(provider.auth.type)
         injector(out, provider.auth)

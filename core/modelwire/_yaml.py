@@ -28,7 +28,7 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def format_path(path: Path) -> str:
-    """``("models", "gpt-4.1", "limits", "rpm")`` -> ``models.gpt-4.1.limits.rpm``."""
+    """``("models", "fast-1", "limits", "rpm")`` -> ``models.fast-1.limits.rpm``."""
     out = ""
     for part in path:
         if isinstance(part, int):

@@ -1,0 +1,142 @@
+"""Event rules and error rules, fed by hand (sans-IO)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import modelwire
+from modelwire import Done, Finish, Frame, TextDelta, ToolCallDelta, Usage
+from modelwire._loader import converter
+from modelwire._manifest import ErrorRule, Operator
+from modelwire._mapping import ErrorMapper, EventMapper, compile_rules
+
+CTX = {"model": "m", "provider": "p", "endpoint": "http://x/y"}
+
+
+def mapper(*rules: dict[str, Any]) -> EventMapper:
+    op = converter().structure({"path": "/x", "events": list(rules)}, Operator)
+    return EventMapper(compile_rules(op), CTX)
+
+
+def feed(m: EventMapper, *frames: Frame) -> list[Any]:
+    out: list[Any] = []
+    for f in frames:
+        out += m.feed(f)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("rules", "frames", "expected"),
+    [
+        pytest.param(
+            [{"each": "choices[].delta.content", "emit": {"type": "text", "text": "@"}}],
+            [Frame('{"choices":[{"delta":{"content":"a"}},{"delta":{"content":""}}]}')],
+            [TextDelta("a")],
+            id="each-text-skips-empty",
+        ),
+        pytest.param(
+            [{"event": "delta", "emit": {"type": "text", "text": "t"}}],
+            [Frame('{"t":"x"}', event="other"), Frame('{"t":"y"}', event="delta")],
+            [TextDelta("y")],
+            id="event-filter",
+        ),
+        pytest.param(
+            [{"data": "[DONE]", "stop": True}, {"emit": {"type": "text", "text": "t"}}],
+            [Frame('{"t":"a"}'), Frame("[DONE]"), Frame('{"t":"never"}')],
+            [TextDelta("a")],
+            id="raw-data-stop-before-decoding",
+        ),
+        pytest.param(
+            [{"when": "usage", "emit": {"type": "usage", "input_tokens": "usage.i", "output_tokens": "usage.o"}}],
+            [Frame('{"usage":null}'), Frame('{"usage":{"i":3,"o":4}}')],
+            [Usage(3, 4)],
+            id="when-usage",
+        ),
+        pytest.param(
+            [{"each": "calls[]", "emit": {"type": "tool_call", "index": "i", "id": "id", "name": "n", "arguments": "a"}}],
+            [Frame('{"calls":[{"i":1,"id":"c","n":"f","a":"{\\"x"}]}'), Frame('{"calls":[{"i":1,"a":"\\":1}"}]}')],
+            [ToolCallDelta(1, "c", "f", '{"x'), ToolCallDelta(1, None, None, '":1}')],
+            id="tool-call-deltas",
+        ),
+        pytest.param(
+            [{"each": "calls[]", "emit": {"type": "tool_call", "id": "id", "name": "n", "arguments": "args"}}],
+            [Frame('{"calls":[{"id":"a","n":"f","args":{"x":1}},{"id":"b","n":"g","args":{}}]}'),
+             Frame('{"calls":[{"id":"c","n":"h","args":{"y":[1]}}]}')],
+            [ToolCallDelta(0, "a", "f", '{"x":1}'), ToolCallDelta(1, "b", "g", "{}"), ToolCallDelta(2, "c", "h", '{"y":[1]}')],
+            id="auto-index-for-whole-calls",
+        ),
+        pytest.param(
+            [{"when": "done", "emit": {"type": "finish", "reason": "why"}}, {"stop_when": "done"}],
+            [Frame({"done": False}), Frame({"done": True, "why": "stop"})],
+            [Finish("stop")],
+            id="decoded-frames-and-stop-when",
+        ),
+    ],
+)
+def test_rules(rules: list[dict[str, Any]], frames: list[Frame], expected: list[Any]) -> None:
+    assert feed(mapper(*rules), *frames) == expected
+
+
+def test_stop_sets_stopped_and_end_marker() -> None:
+    m = mapper({"data": "[DONE]", "stop": True})
+    assert m.has_end_marker and not m.stopped
+    m.feed(Frame("[DONE]"))
+    assert m.stopped
+
+
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        pytest.param("overloaded_error", modelwire.ProviderDownError, id="mapped-provider-down"),
+        pytest.param("rate_limit_error", modelwire.RateLimitError, id="mapped-rate-limit"),
+        pytest.param("weird", modelwire.InvalidRequestError, id="unmapped-uses-kind"),
+    ],
+)
+def test_in_stream_error(code: str, cls: type[Exception]) -> None:
+    m = mapper({
+        "event": "error",
+        "error": {"kind": "invalid_request", "code": "error.type", "message": "error.message",
+                  "kinds": {"overloaded_error": "provider_down", "rate_limit_error": "rate_limit"}},
+    })
+    with pytest.raises(cls) as info:
+        m.feed(Frame(f'{{"error":{{"type":"{code}","message":"boom"}}}}', event="error"))
+    err = info.value
+    assert isinstance(err, modelwire.ModelError)
+    assert (err.code, err.message, err.model, err.provider) == (code, "boom", "m", "p")
+
+
+def test_non_json_frame_is_a_parse_error() -> None:
+    m = mapper({"emit": {"type": "text", "text": "t"}})
+    with pytest.raises(modelwire.ParseError) as info:
+        m.feed(Frame("<html>"))
+    assert info.value.code == "FRAME_NOT_JSON" and info.value.endpoint == "http://x/y"
+
+
+@pytest.mark.parametrize(
+    ("rules", "status", "body", "cls", "code"),
+    [
+        pytest.param([], 429, b"", modelwire.RateLimitError, "HTTP_429", id="default-429"),
+        pytest.param([], 503, b"x", modelwire.ProviderDownError, "HTTP_503", id="default-5xx"),
+        pytest.param([], 401, b"", modelwire.AuthError, "HTTP_401", id="default-401"),
+        pytest.param([], 418, b"", modelwire.InvalidRequestError, "HTTP_418", id="default-4xx"),
+        pytest.param(
+            [{"status": 400, "when": "error.code == 'ctx'", "kind": "limit_exceeded", "code": "error.code"}],
+            400, b'{"error":{"code":"ctx"}}', modelwire.LimitExceededError, "ctx", id="rule-with-when",
+        ),
+        pytest.param(
+            [{"status": "5xx", "kind": "rate_limit", "code": "error.code", "message": "error.message"}],
+            529, b'{"error":{"code":"busy","message":"later"}}', modelwire.RateLimitError, "busy", id="status-class",
+        ),
+    ],
+)
+def test_error_rules(rules: list[dict[str, Any]], status: int, body: bytes, cls: type[Exception], code: str) -> None:
+    mapped = ErrorMapper([converter().structure(r, ErrorRule) for r in rules])
+    err = mapped.error(status, body, CTX, retry_after=2.0)
+    assert type(err) is cls
+    assert (err.code, err.status, err.retry_after, err.model) == (code, status, 2.0, "m")
+
+
+def test_done_event_has_type() -> None:
+    assert Done().to_dict() == {"type": "done"}

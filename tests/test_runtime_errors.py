@@ -1,0 +1,149 @@
+"""Bad input at every stage is a typed error naming model, provider and endpoint."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from servers.raw import RawServer, raw_server
+
+import modelwire
+
+CORE = Path(modelwire.__file__).parent
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RawServer]:
+    with raw_server() as srv:
+        yield srv
+
+
+@pytest.fixture
+def openai_rt(server: RawServer, monkeypatch: pytest.MonkeyPatch) -> modelwire.Runtime:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+    return modelwire.Runtime.from_manifests("builtin:openai")
+
+
+def run(rt: modelwire.Runtime, model: str = "gpt-4.1", **kw: Any) -> modelwire.Response:
+    async def go() -> modelwire.Response:
+        async with rt:
+            return await rt.generate(model, "hi", **kw)
+
+    return anyio.run(go)
+
+
+CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"partial"}}]}\n\n'
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body", "cls", "code"),
+    [
+        pytest.param(200, "text/html", b"<html><body>Login</body></html>", modelwire.ParseError, "UNEXPECTED_HTML", id="html-page"),
+        pytest.param(200, "text/event-stream", b"", modelwire.NetworkError, "STREAM_TRUNCATED", id="empty-200"),
+        pytest.param(200, "text/event-stream", CHUNK, modelwire.NetworkError, "STREAM_TRUNCATED", id="cut-before-done"),
+        pytest.param(200, "text/event-stream", b"data: not json\n\n", modelwire.ParseError, "FRAME_NOT_JSON", id="non-json-data"),
+        pytest.param(429, "application/json", b'{"error":{"code":"rate_limit_exceeded","message":"slow down"}}',
+                     modelwire.RateLimitError, "rate_limit_exceeded", id="429"),
+        pytest.param(500, "text/plain", b"oops", modelwire.ProviderDownError, None, id="500-plain"),
+        pytest.param(200, "text/event-stream", b'data: {"error":{"code":"server_error","message":"bad"}}\n\n',
+                     modelwire.ProviderDownError, "server_error", id="in-stream-error"),
+    ],
+)
+def test_bad_responses(openai_rt: modelwire.Runtime, server: RawServer, status: int, content_type: str,
+                       body: bytes, cls: type[modelwire.ModelError], code: str | None) -> None:
+    server.reply(body, content_type, status=status)
+    with pytest.raises(cls) as info:
+        run(openai_rt)
+    err = info.value
+    assert (err.model, err.provider, err.endpoint) == ("gpt-4.1", "openai", server.url + "/v1/chat/completions")
+    if code is not None:
+        assert err.code == code
+    assert "sk-test" not in str(err) and "sk-test" not in repr(err)
+
+
+def test_retry_after_is_read(openai_rt: modelwire.Runtime, server: RawServer) -> None:
+    server.reply(b"{}", "application/json", status=429, retry_after="7")
+    with pytest.raises(modelwire.RateLimitError) as info:
+        run(openai_rt)
+    assert info.value.retry_after == 7.0
+
+
+def test_missing_key_fails_before_any_request(server: RawServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+    before = len(server.requests)
+    with pytest.raises(modelwire.AuthError) as info:
+        run(modelwire.Runtime.from_manifests("builtin:openai"))
+    assert "OPENAI_API_KEY" in str(info.value)
+    assert len(server.requests) == before
+
+
+@pytest.mark.parametrize(
+    ("model", "kwargs", "cls", "code"),
+    [
+        pytest.param("gpt-9", {}, modelwire.NotFoundError, "MODEL_NOT_FOUND", id="unknown-model"),
+        pytest.param("nope/x", {}, modelwire.NotFoundError, "MODEL_NOT_FOUND", id="unknown-provider"),
+        pytest.param("text-embedding-3-small", {}, modelwire.InvalidRequestError, "CAPABILITY_MISSING", id="no-generate"),
+        pytest.param("gpt-4.1", {"max_tokens": 10**6}, modelwire.LimitExceededError, "MAX_TOKENS_EXCEEDED", id="max-tokens"),
+    ],
+)
+def test_planning_errors_send_nothing(openai_rt: modelwire.Runtime, server: RawServer, model: str,
+                                      kwargs: dict[str, Any], cls: type[modelwire.ModelError], code: str) -> None:
+    before = len(server.requests)
+    with pytest.raises(cls) as info:
+        run(openai_rt, model, **kwargs)
+    assert info.value.code == code
+    assert len(server.requests) == before
+
+
+def test_tools_on_a_model_without_tools(tmp_path: Path, server: RawServer) -> None:
+    file = tmp_path / "m.yaml"
+    file.write_text(
+        "version: 1\nproviders:\n  p:\n    base_url: " + server.url + "\n    operators:\n"
+        "      generate: {path: /x, parser: sse, request: '{m: model}', events: [{data: '[DONE]', stop: true}]}\n"
+        "models:\n  small: {provider: p, capabilities: [generate, stream]}\n"
+    )
+    before = len(server.requests)
+    with pytest.raises(modelwire.InvalidRequestError) as info:
+        run(modelwire.Runtime.from_manifests(file), "small", tools=[{"name": "f", "parameters": {}}])
+    assert "small" in str(info.value) and "tools" in str(info.value)
+    assert len(server.requests) == before
+
+
+def test_unknown_undeclared_model_works_as_provider_slash_model(openai_rt: modelwire.Runtime, server: RawServer) -> None:
+    server.reply(CHUNK + b"data: [DONE]\n\n", "text/event-stream")
+    resp = run(openai_rt, "openai/some-new-model")
+    assert resp.text == "partial"
+    assert b'"model":"some-new-model"' in server.requests[-1]["body"].replace(b" ", b"")
+
+
+def test_connection_refused_is_network_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    with pytest.raises(modelwire.NetworkError) as info:
+        run(modelwire.Runtime.from_manifests("builtin:openai"))
+    assert isinstance(info.value.__cause__, Exception)
+
+
+PROVIDER_NAMES = re.compile(r"openai|anthropic|gemini|ollama|mistral|groq|deepseek|claude|gpt-", re.I)
+
+
+def test_no_provider_names_in_core_python() -> None:
+    """The interpreter knows no provider: they are all manifests.
+
+    ``modelwire.testing`` and the demo are exempt: they emulate providers'
+    wire formats for tests, and are never on the path of a real call.
+    """
+    offenders = []
+    for path in sorted(CORE.glob("*.py")):
+        if path.name in ("_demo.py",):
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if PROVIDER_NAMES.search(line):
+                offenders.append(f"{path.name}:{n}: {line.strip()}")
+    assert offenders == []
