@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["Response", "Runtime", "SyncRuntime"]
 
 MAX_ERROR_BODY = 64 * 1024
+MAX_DRAIN = 256 * 1024
 
 
 @attrs.frozen
@@ -298,10 +299,11 @@ class Runtime:
             ) as resp:
                 if resp.status_code >= 400:
                     body = b""
-                    async for chunk in resp.aiter_bytes():
-                        body += chunk
-                        if len(body) >= MAX_ERROR_BODY:
-                            break
+                    async with aclosing(resp.aiter_bytes()) as chunks:
+                        async for chunk in chunks:
+                            body += chunk
+                            if len(body) >= MAX_ERROR_BODY:
+                                break
                     raise compiled.errors.error(
                         resp.status_code, body, context, _retry_after(resp.headers.get("retry-after"))
                     )
@@ -326,21 +328,29 @@ class Runtime:
                 usage_in: int | None = None
                 usage_out: int | None = None
                 received = 0
-                async for chunk in resp.aiter_bytes():
-                    received += len(chunk)
-                    for frame in parser.feed(chunk):
-                        for ev in mapper.feed(frame):
-                            if type(ev) is Usage:
-                                usage_in = ev.input_tokens if ev.input_tokens is not None else usage_in
-                                usage_out = ev.output_tokens if ev.output_tokens is not None else usage_out
-                            elif type(ev) is not Done:
-                                yield ev
+                drained = 0
+                async with aclosing(resp.aiter_bytes()) as chunks:
+                    async for chunk in chunks:
                         if mapper.stopped:
-                            break
-                    if mapper.stopped:
-                        break
-                    if deadline is not None and anyio.current_time() > deadline:
-                        raise RequestTimeout(f"total timeout of {t.total}s expired", code="TOTAL_TIMEOUT", **context)
+                            # Read what follows the end marker (usually nothing) so the
+                            # connection returns to the pool and httpx's generators end
+                            # cleanly; give up on a server that keeps talking.
+                            drained += len(chunk)
+                            if drained > MAX_DRAIN:
+                                break
+                            continue
+                        received += len(chunk)
+                        for frame in parser.feed(chunk):
+                            for ev in mapper.feed(frame):
+                                if type(ev) is Usage:
+                                    usage_in = ev.input_tokens if ev.input_tokens is not None else usage_in
+                                    usage_out = ev.output_tokens if ev.output_tokens is not None else usage_out
+                                elif type(ev) is not Done:
+                                    yield ev
+                            if mapper.stopped:
+                                break
+                        if deadline is not None and anyio.current_time() > deadline:
+                            raise RequestTimeout(f"total timeout of {t.total}s expired", code="TOTAL_TIMEOUT", **context)
                 if not mapper.stopped:
                     for frame in parser.close():
                         for ev in mapper.feed(frame):
