@@ -199,7 +199,7 @@ class Runtime:
     async def generate(self, model: str, prompt: str | None = None, **kwargs: Any) -> Response:
         """The whole answer: ``.text``, ``.tool_calls``, ``.usage``, ``.cost``, ``.finish_reason``."""
         text: list[str] = []
-        calls: dict[int, list[Any]] = {}
+        calls: dict[int, list[list[str]]] = {}
         usage: Usage | None = None
         finish: str | None = None
         async with aclosing(self.stream(model, prompt, **kwargs)) as events:
@@ -207,18 +207,23 @@ class Runtime:
                 if type(ev) is TextDelta:
                     text.append(ev.text)
                 elif type(ev) is ToolCallDelta:
-                    slot = calls.setdefault(ev.index, [None, None, []])
+                    # Pieces concatenate, ids and names too (as the official SDKs
+                    # accumulate deltas: some servers split them).
+                    slot = calls.setdefault(ev.index, [[], [], []])
                     if ev.id:
-                        slot[0] = ev.id
+                        slot[0].append(ev.id)
                     if ev.name:
-                        slot[1] = ev.name
+                        slot[1].append(ev.name)
                     if ev.arguments:
                         slot[2].append(ev.arguments)
                 elif type(ev) is Usage:
                     usage = ev
                 elif type(ev) is Finish:
                     finish = ev.reason
-        tool_calls = [ToolCall(id=s[0], name=s[1], arguments="".join(s[2])) for _, s in sorted(calls.items())]
+        tool_calls = [
+            ToolCall(id="".join(s[0]) or None, name="".join(s[1]) or None, arguments="".join(s[2]))
+            for _, s in sorted(calls.items())
+        ]
         return Response(model, "".join(text), tool_calls, usage, finish, (model,))
 
     async def embed(self, model: str, texts: Sequence[str] | str) -> list[list[float]]:
