@@ -10,9 +10,10 @@ from typing import Any
 
 import anyio
 import pytest
-from servers.raw import RawServer, raw_server
 
 import modelwire
+
+from servers.raw import RawServer, raw_server
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ from typing import Any
 
 import anyio
 import pytest
-from servers.raw import RawServer, raw_server
 
 import modelwire
+
+from servers.raw import RawServer, raw_server
 
 CORE = Path(modelwire.__file__).parent
 

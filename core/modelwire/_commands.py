@@ -87,7 +87,7 @@ async def _embed(args: argparse.Namespace) -> int:
     rt = Runtime(_catalog(args, args.model))
     async with rt:
         vectors = await rt.embed(args.model, args.texts)
-    for text, vector in zip(args.texts, vectors):
+    for text, vector in zip(args.texts, vectors, strict=True):
         _emit({"text": text, "vector": vector})
     return 0
 

@@ -57,7 +57,7 @@ async def run_demo(out: Any = None, as_json: bool = False, seed: int = 7) -> int
                 srv.push(
                     Script(
                         text=ANSWER,
-                        tool_calls=[ToolCall(id=f"call_{fmt}_1", name="get_weather", arguments='{"city": "Paris"}')],
+                        tool_calls=(ToolCall(id=f"call_{fmt}_1", name="get_weather", arguments='{"city": "Paris"}'),),
                         usage=(42, 17),
                         finish="tool_calls",
                     )

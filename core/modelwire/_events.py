@@ -32,7 +32,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape, as ``modelwire call --json`` prints it."""
-        return {"type": self.type, **attrs.asdict(self)}  # type: ignore[call-overload]
+        return {"type": self.type, **attrs.asdict(self)}  # type: ignore[arg-type]
 
 
 @attrs.frozen(slots=True)

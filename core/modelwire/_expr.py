@@ -161,7 +161,7 @@ _INTERPRETER = jvisitor.TreeInterpreter(_OPTIONS)
 _ORDER = {"lt": operator.lt, "gt": operator.gt, "lte": operator.le, "gte": operator.ge}
 
 
-def _compile(node: dict[str, Any]) -> Fn:  # noqa: C901 - one branch per AST node type
+def _compile(node: dict[str, Any]) -> Fn:
     kind = node["type"]
     children = node.get("children", [])
 
@@ -246,6 +246,30 @@ def _compile(node: dict[str, Any]) -> Fn:  # noqa: C901 - one branch per AST nod
             return out
 
         return flatten
+
+    if kind == "projection" and children[0]["type"] == "flatten":
+        # `a[].b`: flatten and project in one loop (the commonest stream path).
+        inner, right = _compile(children[0]["children"][0]), _compile(children[1])
+        identity = children[1]["type"] == "identity"
+
+        def flat_project(value: Any) -> Any:
+            base = inner(value)
+            if not isinstance(base, list):
+                return None
+            out: list[Any] = []
+            for el in base:
+                if type(el) is list:
+                    for item in el:
+                        cur = item if identity else right(item)
+                        if cur is not None:
+                            out.append(cur)
+                else:
+                    cur = el if identity else right(el)
+                    if cur is not None:
+                        out.append(cur)
+            return out
+
+        return flat_project
 
     if kind == "projection":
         left, right = _compile(children[0]), _compile(children[1])
@@ -393,15 +417,16 @@ def _expref(node: dict[str, Any]) -> Fn:
 class Expr:
     """A compiled expression: ``expr(data)`` evaluates it; ``text`` is the source."""
 
-    __slots__ = ("_fn", "_parsed", "text")
+    __slots__ = ("_parsed", "fn", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._parsed = jmespath.compile(text)
-        self._fn = _compile(self._parsed.parsed)
+        #: The compiled closure itself: hot loops call it directly.
+        self.fn: Fn = _compile(self._parsed.parsed)
 
     def __call__(self, data: Any) -> Any:
-        return self._fn(data)
+        return self.fn(data)
 
     def interpret(self, data: Any) -> Any:
         """The same expression through jmespath's tree interpreter (the reference)."""

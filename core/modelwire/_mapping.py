@@ -15,7 +15,7 @@ import jmespath.exceptions
 
 from ._errors import ModelError, ParseError, error_class
 from ._events import Done, Embedding, Event, Finish, TextDelta, ToolCallDelta, Usage
-from ._expr import Expr, compile_expr, is_true
+from ._expr import compile_expr, is_true
 from ._frames import Frame
 from ._manifest import ErrorRaise, ErrorRule, EventRule, Operator
 
@@ -26,8 +26,8 @@ AUTO_INDEX = -1  # emit without `index`: each delta carrying an id or name start
 Builder = Callable[[Any], "Event | None"]
 
 
-def _opt(text: str | None) -> Expr | None:
-    return None if text is None else compile_expr(text)
+def _opt(text: str | None) -> Callable[[Any], Any] | None:
+    return None if text is None else compile_expr(text).fn
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -41,12 +41,13 @@ def _int_or_none(value: Any) -> int | None:
 def _builder(emit: dict[str, Any]) -> Builder:
     """One closure per emit type; ``@`` fields skip the expression call."""
     kind = emit["type"]
-    fields = {k: compile_expr(v) for k, v in emit.items() if k != "type" and isinstance(v, str)}
+    fields = {k: compile_expr(v).fn for k, v in emit.items() if k != "type" and isinstance(v, str)}
+    texts = {k: v for k, v in emit.items() if k != "type"}
     get = fields.get
 
     if kind == "text":
         text = get("text")
-        if text is None or text.text == "@":
+        if text is None or texts.get("text") == "@":
 
             def text_at(value: Any) -> Event | None:
                 return TextDelta(value) if type(value) is str and value else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -177,7 +177,7 @@ class Runtime:
         temperature: float | None = None,
         stop: Sequence[str] | str | None = None,
         extra: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Stream unified events: TextDelta, ToolCallDelta, Finish, Usage, then Done."""
         unified_tools = normalize_tools(tools)
         needs = ["generate"] + (["tools"] if unified_tools else [])
@@ -282,7 +282,7 @@ class Runtime:
 
     async def _send(
         self, plan_: Plan, request: dict[str, Any], extra: Mapping[str, Any] | None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         import httpx
 
         context = plan_.context()
@@ -304,7 +304,7 @@ class Runtime:
             ) as resp:
                 if resp.status_code >= 400:
                     body = b""
-                    async with aclosing(resp.aiter_bytes()) as chunks:
+                    async with aclosing(resp.aiter_bytes()) as chunks:  # type: ignore[type-var]
                         async for chunk in chunks:
                             body += chunk
                             if len(body) >= MAX_ERROR_BODY:
@@ -334,7 +334,7 @@ class Runtime:
                 usage_out: int | None = None
                 received = 0
                 drained = 0
-                async with aclosing(resp.aiter_bytes()) as chunks:
+                async with aclosing(resp.aiter_bytes()) as chunks:  # type: ignore[type-var]
                     async for chunk in chunks:
                         if mapper.stopped:
                             # Read what follows the end marker (usually nothing) so the
