@@ -17,7 +17,7 @@ import json
 import random
 import string
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import attrs
 
@@ -75,6 +75,13 @@ def _body(value: bytes | str) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
+def _usage(value: tuple[int, int] | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    prompt, completion = value
+    return (int(prompt), int(completion))
+
+
 def _chunk_size(value: tuple[int, int] | None) -> tuple[int, int] | None:
     if value is None:
         return None
@@ -104,6 +111,10 @@ class ToolCall:
             return json.loads(self.arguments)
         except ValueError:
             return self.arguments
+
+
+def _calls(value: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -174,8 +185,8 @@ class Script(_Knobs):
     """
 
     text: str | tuple[str, ...] = attrs.field(default=DEFAULT_TEXT, converter=_text)
-    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=tuple)
-    usage: tuple[int, int] | None = (10, 20)
+    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_calls)
+    usage: tuple[int, int] | None = attrs.field(default=(10, 20), converter=_usage)
     finish: str | None = None
     end_marker: bool = True
     error: StreamError | None = None
@@ -254,7 +265,7 @@ class Reply(_Knobs):
     stream: bool = False
 
 
-Item = Union[Script, Reply]
+Item: TypeAlias = Script | Reply
 
 _ALNUM = string.ascii_letters + string.digits
 _TOOL_NAMES = ("get_weather", "search_web", "lookup", "send_email", "calc", "x")
@@ -264,7 +275,7 @@ _ALPHABETS = (
     "äöüßéèçñøåÆŒ",
     "中文字符日本語한국어",
     "Ελληνικάкириллицаעבריתالعربية",
-    "😀🚀🧪🎉𝄞𝕏🇫🇷👩‍💻",
+    "😀🚀🧪🎉𝄞\U0001d54f🇫🇷👩‍💻",
     "\u0301\u0308\u0327\u20dd",  # combining marks, may start a piece
     "\u2028\u2029\u00a0\u200b",
 )
