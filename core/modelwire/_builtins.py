@@ -63,3 +63,10 @@ def register_auth_injectors(register: Any) -> None:
     register("bearer", bearer)
     register("header", header)
     register("query", query)
+
+
+@hookimpl
+def register_limiters(register: Any) -> None:
+    from ._limits import LocalLimiter
+
+    register("local", LocalLimiter)

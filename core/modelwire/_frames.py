@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
-
-import attrs
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 __all__ = ["Frame", "Parser", "ParserFactory"]
 
 
-@attrs.frozen(slots=True)
-class Frame:
+class Frame(NamedTuple):
     """One unit of a stream.
 
     ``data`` is the payload: a ``str`` for SSE and text, the decoded JSON value
     for JSON chunks. ``event``, ``id`` and ``retry`` are SSE's fields and stay
     ``None`` for formats that have none.
+
+    A named tuple, not a class: parsers build one per frame on the hot path,
+    and a tuple is immutable and about twice as cheap to create.
     """
 
     data: Any

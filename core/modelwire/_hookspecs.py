@@ -47,6 +47,18 @@ def register_tokenizers(register: Any) -> None:
 
 
 @hookspec
+def register_limiters(register: Any) -> None:
+    """Register rate-limiter backends.
+
+    Call ``register(name, factory)``; ``factory(**options)`` returns a backend
+    with ``try_acquire(key, *, rpm, tpm, tokens) -> Admission``,
+    ``reconcile(key, ticket, tokens)``, ``close()`` and a ``blocking`` flag
+    (blocking backends are called from a worker thread). See
+    ``modelwire._limits``.
+    """
+
+
+@hookspec
 def register_fallback_policies(register: Any) -> None:
     """Register fallback policies.
 

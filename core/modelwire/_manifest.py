@@ -19,6 +19,7 @@ __all__ = [
     "ErrorRaise",
     "ErrorRule",
     "EventRule",
+    "Limiter",
     "Limits",
     "Manifest",
     "Model",
@@ -26,6 +27,7 @@ __all__ = [
     "Pricing",
     "Protocol",
     "Provider",
+    "Retry",
     "Timeout",
     "UrlRule",
 ]
@@ -159,7 +161,20 @@ class Pricing:
 
     input_per_mtok: float = attrs.field(default=0.0, metadata=_doc("price of a million input tokens"))
     output_per_mtok: float = attrs.field(default=0.0, metadata=_doc("price of a million output tokens"))
+    cached_input_per_mtok: float | None = attrs.field(default=None, metadata=_doc("price of a million cached input tokens (default: the input price)"))
     currency: str = attrs.field(default="USD", metadata=_doc("currency code"))
+
+
+@attrs.frozen
+class Retry:
+    """Retries and fallback for one model (read by the fallback policy)."""
+
+    attempts: int = attrs.field(default=3, metadata=_doc("tries on this model before moving on (1: no retry)"))
+    base_delay: float = attrs.field(default=0.5, metadata=_doc("first backoff ceiling in seconds (full jitter, doubling)"))
+    max_delay: float = attrs.field(default=20.0, metadata=_doc("largest backoff in seconds"))
+    retry_after_cap: float = attrs.field(default=60.0, metadata=_doc("largest Retry-After honoured, in seconds"))
+    fallback_on: list[str] = attrs.field(factory=lambda: ["rate_limit", "provider_down", "timeout"], metadata=_doc("error kinds that move to the next model"))
+    on_midstream: Literal["raise", "next", "prefix"] = attrs.field(default="raise", metadata=_doc("after text was emitted: raise, continue with the next model, or continue with the partial answer as an assistant prefix"))
 
 
 @attrs.frozen
@@ -172,8 +187,18 @@ class Model:
     limits: Limits = attrs.field(factory=Limits, metadata=_doc("local limits"))
     pricing: Pricing | None = attrs.field(default=None, metadata=_doc("prices for cost"))
     fallback: list[str] = attrs.field(factory=list, metadata=_doc("models to try next, in order"))
-    tokenizer: str | None = attrs.field(default=None, metadata=_doc("tokenizer plugin name"))
+    tokenizer: str | None = attrs.field(default=None, metadata=_doc("tokenizer plugin name (default: approx)"))
+    policy: str = attrs.field(default="default", metadata=_doc("fallback policy plugin name"))
+    retry: Retry = attrs.field(factory=Retry, metadata=_doc("retry and fallback settings"))
     params: dict[str, Any] = attrs.field(factory=dict, metadata=_doc("default request parameters"))
+
+
+@attrs.frozen
+class Limiter:
+    """Where rpm / tpm are counted: ``local`` (this process) or a plugin such as ``redis``."""
+
+    backend: str = attrs.field(default="local", metadata=_doc("limiter plugin name"))
+    options: dict[str, Any] = attrs.field(factory=dict, metadata=_doc("keyword options for the backend (e.g. url)"))
 
 
 @attrs.frozen
@@ -184,3 +209,4 @@ class Manifest:
     providers: dict[str, Provider] = attrs.field(factory=dict, metadata=_doc("providers by name"))
     models: dict[str, Model] = attrs.field(factory=dict, metadata=_doc("models by name"))
     protocol: Protocol | None = attrs.field(default=None, metadata=_doc("parser auto-detection"))
+    limiter: Limiter | None = attrs.field(default=None, metadata=_doc("rate-limit backend"))

@@ -22,6 +22,8 @@ from ._manifest import ErrorRaise, ErrorRule, EventRule, Operator
 __all__ = ["ErrorMapper", "EventMapper", "compile_rules"]
 
 _UNSET: Any = object()
+_scan = json.JSONDecoder().scan_once  # the C scanner: json.loads minus its wrappers
+_WS = " \t\n\r"
 AUTO_INDEX = -1  # emit without `index`: each delta carrying an id or name starts a new call
 Builder = Callable[[Any], "Event | None"]
 
@@ -161,6 +163,15 @@ class EventMapper:
     def _decode(self, data: Any) -> Any:
         if type(data) is not str:
             return data
+        try:
+            value, end = _scan(data, 0)
+            if end == len(data) or not data[end:].strip(_WS):
+                return value
+            return json.loads(data)  # trailing garbage: let json say where
+        except StopIteration:
+            pass  # leading whitespace or not JSON: json.loads decides
+        except ValueError:
+            pass
         try:
             return json.loads(data)
         except ValueError as exc:

@@ -50,6 +50,7 @@ KINDS: dict[str, str] = {
     "auth_injector": "register_auth_injectors",
     "tokenizer": "register_tokenizers",
     "fallback_policy": "register_fallback_policies",
+    "limiter": "register_limiters",
 }
 
 
