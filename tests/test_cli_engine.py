@@ -68,7 +68,7 @@ def test_call_errors_json(args: list[str], env: dict[str, str], kind: str, code:
 
 
 def test_call_error_human(server: ReplayServer) -> None:
-    server.push(Script(status=429))
+    server.push(*[Script(status=429, headers={"retry-after": "0"})] * 3)  # every default attempt
     proc = cli("call", "gpt-4.1", "hi", env={"OPENAI_BASE_URL": server.url_for("openai"), "OPENAI_API_KEY": "sk-secret-123456"})
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr

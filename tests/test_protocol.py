@@ -13,6 +13,7 @@ import pytest
 
 import modelwire
 
+from core_helpers import PARSER_DISTS, UPPER
 from servers.raw import RawServer, raw_server
 
 
@@ -37,7 +38,9 @@ def runtime(tmp_path: Path, base_url: str, *, parser: str | None = None, protoco
         doc["protocol"] = protocol
     file = tmp_path / "m.yaml"
     file.write_text(json.dumps(doc))
-    return modelwire.Runtime.from_manifests(file)
+    # The test venv also holds a plugin that clashes with upper-lines on purpose.
+    plugins = modelwire.Plugins(only=[*PARSER_DISTS, UPPER])
+    return modelwire.Runtime.from_manifests(file, plugins=plugins)
 
 
 def text_of(rt: modelwire.Runtime) -> str:

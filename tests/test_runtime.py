@@ -50,7 +50,8 @@ def env(server: ReplayServer) -> dict[str, str]:
 
 
 def make_runtime(env: dict[str, str]) -> modelwire.Runtime:
-    return modelwire.Runtime.from_manifests("builtin:*", env=env)
+    # No retries here: these tests look at one exchange each (test_fallback.py covers the policy).
+    return modelwire.Runtime.from_manifests("builtin:*", env=env, policy="raise")
 
 
 @pytest.mark.parametrize(("fmt", "model", "base_var", "key_var"), PROVIDERS, ids=IDS)
@@ -67,7 +68,8 @@ async def test_generate_text_tools_usage_cost(server: ReplayServer, env: dict[st
     assert resp.usage is not None and (resp.usage.input_tokens, resp.usage.output_tokens) == (21, 9)
     pricing = rt.catalog.models[model].pricing
     assert pricing is not None
-    assert resp.cost == pytest.approx(21 * pricing.input_per_mtok / 1e6 + 9 * pricing.output_per_mtok / 1e6)
+    assert resp.cost is not None
+    assert float(resp.cost) == pytest.approx(21 * pricing.input_per_mtok / 1e6 + 9 * pricing.output_per_mtok / 1e6)
     assert resp.finish_reason in ("tool_calls", "stop")
     sent = server.requests[-1]
     assert sent.fmt == fmt

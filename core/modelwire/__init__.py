@@ -28,26 +28,35 @@ from ._events import (
     ToolCallDelta,
     Usage,
 )
+from ._fallback import Attempt, Decision, FallbackPolicy
 from ._frames import Frame, Parser, ParserFactory
-from ._loader import Catalog, load_manifests
 from ._hookspecs import hookimpl
+from ._limits import Admission, LimiterBackend, LocalLimiter
+from ._loader import Catalog, load_manifests
 from ._plugins import Plugins, Registration, get_parser, get_plugins, set_plugins
 from ._request import OutgoingRequest
-from ._runtime import Response, Runtime, SyncRuntime
+from ._runtime import Response, Runtime, SyncRuntime, Totals
+from ._tokenizers import Tokenizer, count_messages
 from ._version import __version__
 
 __all__ = [
+    "Admission",
+    "Attempt",
     "AuthError",
     "Catalog",
+    "Decision",
     "Done",
     "Embedding",
     "Event",
     "Fallback",
+    "FallbackPolicy",
     "Finish",
     "Frame",
     "InternalError",
     "InvalidRequestError",
     "LimitExceededError",
+    "LimiterBackend",
+    "LocalLimiter",
     "ManifestError",
     "ManifestIssue",
     "ModelError",
@@ -67,10 +76,13 @@ __all__ = [
     "Runtime",
     "SyncRuntime",
     "TextDelta",
+    "Tokenizer",
     "ToolCall",
     "ToolCallDelta",
+    "Totals",
     "Usage",
     "__version__",
+    "count_messages",
     "error_class",
     "get_parser",
     "get_plugins",

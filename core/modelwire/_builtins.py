@@ -70,3 +70,9 @@ def register_limiters(register: Any) -> None:
     from ._limits import LocalLimiter
 
     register("local", LocalLimiter)
+
+
+# Built-in policies live with their module; importing the hookimpl here
+# registers it as part of this built-in plugin.
+from ._fallback import register_fallback_policies  # noqa: E402, F401
+from ._tokenizers import register_tokenizers  # noqa: E402, F401

@@ -105,9 +105,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from ._plugins import get_plugins
 
     # All sources form one catalog, as a runtime loads them: a model in one
-    # file may use a provider from another, and a name defined twice is an error.
+    # file may use a provider from another, and a name defined twice is an error,
+    # except over a built-in (``check builtin:* mine.yaml`` checks as ``call`` loads).
+    builtins = [s for s in args.sources if s.startswith("builtin:")]
     try:
-        catalog = load_manifests(*args.sources)
+        catalog = load_manifests(*args.sources, overridable=builtins)
     except ManifestError as exc:
         for issue in exc.issues:
             print(f"error: {issue}", file=sys.stderr)

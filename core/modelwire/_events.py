@@ -7,6 +7,7 @@ calls arrive as deltas; :class:`Response` is their sum.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -59,12 +60,32 @@ class ToolCallDelta(Event):
 
 @attrs.frozen(slots=True)
 class Usage(Event):
-    """Token counts (provider-reported, else counted) and the cost from pricing."""
+    """Token counts (provider-reported, else counted: ``estimated``) and the cost.
+
+    ``cost`` is a Decimal in the pricing's currency (None without pricing);
+    ``cached_input_tokens`` is the part of the input the provider served from
+    its prompt cache (priced at ``cached_input_per_mtok``).
+    """
 
     input_tokens: int | None = None
     output_tokens: int | None = None
-    cost: float | None = None
+    cost: Decimal | None = None
+    cached_input_tokens: int | None = None
+    estimated: bool = False
     type = "usage"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": "usage",
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost": float(self.cost) if self.cost is not None else None,
+        }
+        if self.cached_input_tokens:
+            out["cached_input_tokens"] = self.cached_input_tokens
+        if self.estimated:
+            out["estimated"] = True
+        return out
 
 
 @attrs.frozen(slots=True)
@@ -82,6 +103,8 @@ class Fallback(Event):
     from_model: str
     to_model: str
     reason: str
+    #: the new model continues the partial answer (assistant prefix) rather than restarting
+    continued: bool = False
     type = "fallback"
 
 

@@ -25,7 +25,7 @@ import attrs
 
 from ._errors import RateLimitError
 
-__all__ = ["Admission", "LimiterBackend", "LocalLimiter", "Limits", "acquire"]
+__all__ = ["Admission", "LimiterBackend", "Limits", "LocalLimiter", "acquire"]
 
 WINDOW = 60.0
 
@@ -77,6 +77,8 @@ class LocalLimiter:
             log = self._log[key]
             self._prune(log, now)
             wait = 0.0
+            if rpm is not None and rpm <= 0:
+                return Admission(False, float("inf"))
             if rpm is not None and len(log) >= rpm:
                 wait = max(wait, log[len(log) - rpm][0] + WINDOW - now)
             if tpm is not None:
@@ -137,7 +139,7 @@ async def acquire(backend: LimiterBackend, limits: Limits, tokens: int, context:
         wait = decision.retry_after
         if wait == float("inf"):
             raise RateLimitError(
-                f"a request of {tokens} tokens can never fit the limit of {limits.tpm} tokens per minute",
+                f"this request can never be admitted (rpm={limits.rpm}, tpm={limits.tpm}, {tokens} tokens)",
                 code="TPM_TOO_SMALL", **context,
             )
         now = anyio.current_time()

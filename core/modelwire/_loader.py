@@ -33,6 +33,7 @@ from ._errors import KINDS, ManifestError, ManifestIssue, ModelError, NotFoundEr
 from ._manifest import (
     SUPPORTED_VERSIONS,
     EventRule,
+    Limiter,
     Manifest,
     Model,
     Operator,
@@ -263,17 +264,22 @@ def parse_manifest(
     else:
         # Report it, and check the rest as the current version so every error shows at once.
         issues.append(doc.issue((), "field 'version' is required (use `version: 1`)"))
-    issues.extend(expand_env(doc, os.environ if env is None else env))
+    env_issues = expand_env(doc, os.environ if env is None else env)
+    issues.extend(env_issues)
     value = doc.value
     if "version" not in value:
         value = {"version": SUPPORTED_VERSIONS[-1], **value}
+    found: list[ManifestIssue] = []
     manifest: Manifest | None = None
     try:
         manifest = converter().structure(value, Manifest)
     except Exception as exc:
-        issues.extend(_issues_from(exc, (), doc))
+        found.extend(_issues_from(exc, (), doc))
     else:
-        issues.extend(_check_manifest(manifest, doc))
+        found.extend(_check_manifest(manifest, doc))
+    # A field left unexpanded (``${UNSET}``) has its error already.
+    unexpanded = {i.path for i in env_issues}
+    issues.extend(i for i in found if i.path not in unexpanded)
     issues.sort(key=lambda i: i.line or 0)  # in file order (stable)
     return (None if issues else manifest), doc, issues
 
@@ -453,7 +459,7 @@ def _read_source(source: str | os.PathLike[str]) -> list[tuple[str, bytes]]:
             name = source[len("builtin:") :]
             folder = _builtin_dir()
             if name in ("", "*"):
-                files = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES)
+                files = sorted((p for p in folder.iterdir() if p.suffix in SUFFIXES), key=lambda p: p.stem)
                 return [(f"builtin:{p.stem}", p.read_bytes()) for p in files]
             for suffix in SUFFIXES:
                 candidate = folder / f"{name}{suffix}"
@@ -492,6 +498,7 @@ class Catalog:
     providers: dict[str, Provider] = attrs.field(factory=dict)
     models: dict[str, Model] = attrs.field(factory=dict)
     protocol: Protocol = attrs.field(factory=Protocol)
+    limiter: Limiter = attrs.field(factory=Limiter)
     origins: dict[tuple[str, str], str] = attrs.field(factory=dict)
     sources: tuple[str, ...] = ()
     docs: dict[str, Located] = attrs.field(factory=dict, repr=False, eq=False)
@@ -542,6 +549,7 @@ def load_manifests(
     models: dict[str, Model] = {}
     origins: dict[tuple[str, str], str] = {}
     protocol: Protocol | None = None
+    limiter: Limiter | None = None
     located: dict[str, Located] = {}
     issues: list[ManifestIssue] = []
     owner: dict[str, str] = {}
@@ -569,10 +577,13 @@ def load_manifests(
                     origins[(section, name)] = file
             if manifest.protocol is not None:
                 protocol = manifest.protocol
+            if manifest.limiter is not None:
+                limiter = manifest.limiter
     catalog = Catalog(
         providers=providers,
         models=models,
         protocol=protocol or Protocol(),
+        limiter=limiter or Limiter(),
         origins=origins,
         sources=tuple(os.fspath(s) for s in sources),
         docs=located,

@@ -22,7 +22,7 @@ from ._manifest import ErrorRaise, ErrorRule, EventRule, Operator
 __all__ = ["ErrorMapper", "EventMapper", "compile_rules"]
 
 _UNSET: Any = object()
-_scan = json.JSONDecoder().scan_once  # the C scanner: json.loads minus its wrappers
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner
 _WS = " \t\n\r"
 AUTO_INDEX = -1  # emit without `index`: each delta carrying an id or name starts a new call
 Builder = Callable[[Any], "Event | None"]
@@ -79,14 +79,15 @@ def _builder(emit: dict[str, Any]) -> Builder:
         return tool_call
 
     if kind == "usage":
-        inp, out = get("input_tokens"), get("output_tokens")
+        inp, out, cached = get("input_tokens"), get("output_tokens"), get("cached_input_tokens")
 
         def usage(value: Any) -> Event | None:
             i = _int_or_none(inp(value)) if inp else None
             o = _int_or_none(out(value)) if out else None
-            if i is None and o is None:
+            c = _int_or_none(cached(value)) if cached else None
+            if i is None and o is None and c is None:
                 return None
-            return Usage(input_tokens=i, output_tokens=o)
+            return Usage(input_tokens=i, output_tokens=o, cached_input_tokens=c)
 
         return usage
 

@@ -8,10 +8,13 @@ so there is one implementation, not two.
 from __future__ import annotations
 
 import email.utils
+import logging
+import math
 import os
 import time
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import aclosing
+from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -21,16 +24,41 @@ import attrs
 
 from ._errors import (
     InvalidRequestError,
+    LimitExceededError,
     ModelError,
     NetworkError,
     ParseError,
+    RateLimitError,
     RequestTimeout,
 )
-from ._events import Done, Embedding, Event, Finish, TextDelta, ToolCall, ToolCallDelta, Usage
+from ._events import (
+    Done,
+    Embedding,
+    Event,
+    Fallback,
+    Finish,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from ._expr import Expr, compile_expr
+from ._fallback import Attempt
+from ._fallback import decide as decide_policy
+from ._limits import Limits as LimitSpec
+from ._limits import acquire
 from ._loader import Catalog, check_plugin_names, load_manifests
+from ._manifest import Model
 from ._mapping import ErrorMapper, EventMapper, _Rule, compile_rules
-from ._planner import Plan, build_request, drop_nulls, normalize_messages, normalize_tools, plan
+from ._planner import (
+    Plan,
+    build_request,
+    drop_nulls,
+    normalize_messages,
+    normalize_tools,
+    plan,
+    resolve_model,
+)
 from ._plugins import Plugins, get_plugins
 from ._protocol import choose_parser
 from ._request import OutgoingRequest
@@ -38,7 +66,9 @@ from ._request import OutgoingRequest
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Response", "Runtime", "SyncRuntime"]
+__all__ = ["Response", "Runtime", "SyncRuntime", "Totals"]
+
+log = logging.getLogger("modelwire")
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_DRAIN = 256 * 1024
@@ -56,8 +86,31 @@ class Response:
     models: tuple[str, ...] = ()
 
     @property
-    def cost(self) -> float | None:
+    def cost(self) -> Decimal | None:
         return self.usage.cost if self.usage is not None else None
+
+
+@attrs.define
+class Totals:
+    """Running usage of one runtime (every call, every model)."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: Decimal = Decimal(0)
+    fallbacks: int = 0
+
+
+def _has_images(messages: list[dict[str, Any]]) -> bool:
+    return any(
+        isinstance(m.get("content"), list)
+        and any(isinstance(p, dict) and p.get("type") == "image_url" for p in m["content"])
+        for m in messages
+    )
+
+
+def tokenizer_name(tokenizer: Any, spec: Model) -> str:
+    return str(getattr(tokenizer, "name", None) or spec.tokenizer or "approx")
 
 
 class _Compiled:
@@ -107,9 +160,19 @@ class Runtime:
         plugins: Plugins | None = None,
         http_client: httpx.AsyncClient | None = None,
         env: Mapping[str, str] | None = None,
+        metrics: Any = None,
+        policy: str | None = None,
     ) -> None:
         self.catalog = catalog
+        #: a fallback policy name that overrides every model's ``policy:``
+        self.policy = policy
         self.env = env
+        #: optional metrics sink (see :class:`modelwire.Metrics`)
+        self.metrics = metrics
+        #: running usage and cost of this runtime
+        self.totals = Totals()
+        self._limiter_backend: Any = None
+        self._semaphores: dict[str, anyio.Semaphore] = {}
         self.plugins = plugins if plugins is not None else get_plugins()
         check_plugin_names(catalog, self.plugins)
         self._compiled: dict[tuple[str, str], _Compiled] = {}
@@ -123,12 +186,15 @@ class Runtime:
         plugins: Plugins | None = None,
         http_client: httpx.AsyncClient | None = None,
         env: Mapping[str, str] | None = None,
+        **kwargs: Any,
     ) -> Runtime:
         """Load manifests (files, dirs, URLs, git, ``builtin:NAME``) and build a runtime.
 
         ``env`` replaces ``os.environ`` for ``${VAR}`` expansion and API keys.
         """
-        return cls(load_manifests(*sources, env=env), plugins=plugins, http_client=http_client, env=env)
+        return cls(
+            load_manifests(*sources, env=env), plugins=plugins, http_client=http_client, env=env, **kwargs
+        )
 
     # -- lifecycle ---------------------------------------------------------
     async def __aenter__(self) -> Runtime:
@@ -142,6 +208,9 @@ class Runtime:
         client, self._client = self._client, None
         if client is not None and self._owns_client:
             await client.aclose()
+        backend, self._limiter_backend = self._limiter_backend, None
+        if backend is not None:
+            backend.close()
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -178,30 +247,83 @@ class Runtime:
         stop: Sequence[str] | str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> AsyncGenerator[Event, None]:
-        """Stream unified events: TextDelta, ToolCallDelta, Finish, Usage, then Done."""
+        """Stream unified events: TextDelta, ToolCallDelta, Finish, Usage, then Done.
+
+        Failures go to the model's fallback policy: retries are invisible;
+        when another model takes over, a :class:`Fallback` event comes first,
+        so text from two models is never spliced without a marker.
+        """
         unified_tools = normalize_tools(tools)
-        needs = ["generate"] + (["tools"] if unified_tools else [])
-        plan_ = plan(self.catalog, model, "generate", needs)
-        request = build_request(
-            plan_,
-            messages=normalize_messages(prompt, messages, system),
-            tools=unified_tools,
-            tool_choice=tool_choice,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stop=stop,
-            stream=plan_.operator.stream,
-        )
-        async with aclosing(self._send(plan_, request, extra)) as events:
-            async for event in events:
-                yield event
+        msgs = normalize_messages(prompt, messages, system)
+        needs = ["generate"] + (["tools"] if unified_tools else []) + (["vision"] if _has_images(msgs) else [])
+        chain, switch = self._chain(model, "generate", needs)
+        if switch is not None:
+            yield switch
+            self._note_fallback(switch)
+        idx = 0
+        partial: list[str] = []
+        while True:
+            current = chain[idx]
+            plan_ = plan(self.catalog, current, "generate", needs)
+            policy = self.plugins.get_fallback_policy(self.policy or plan_.spec.policy)
+            number = 0
+            while True:
+                number += 1
+                started = False
+                try:
+                    request = build_request(
+                        plan_, messages=msgs, tools=unified_tools, tool_choice=tool_choice,
+                        max_tokens=max_tokens, temperature=temperature, stop=stop,
+                        stream=plan_.operator.stream,
+                    )
+                    async with aclosing(self._call(plan_, request, extra, msgs, unified_tools)) as events:
+                        async for ev in events:
+                            kind = type(ev)
+                            if kind is TextDelta:
+                                started = True
+                                partial.append(ev.text)  # type: ignore[attr-defined]
+                            elif kind is ToolCallDelta:
+                                started = True
+                            yield ev
+                    return
+                except ModelError as err:
+                    nxt = chain[idx + 1] if idx + 1 < len(chain) else None
+                    decision = decide_policy(policy, err, Attempt(current, number, started, plan_.spec.retry, nxt))
+                    if decision.action == "retry":
+                        if started:  # the caller saw text: say it restarts
+                            marker = Fallback(current, current, f"retry after {err.kind} ({err.code})")
+                            self._note_fallback(marker)
+                            yield marker
+                            partial.clear()
+                        await anyio.sleep(decision.delay)
+                        continue
+                    if decision.action == "next" and nxt is not None:
+                        target = resolve_model(self.catalog, nxt)[0]
+                        continued = bool(decision.prefix and partial and "prefill" in target.capabilities)
+                        marker = Fallback(current, nxt, f"{err.kind} ({err.code})", continued)
+                        self._note_fallback(marker)
+                        yield marker
+                        if continued:
+                            # Resend with the partial answer as the start of the reply.
+                            msgs = [*msgs, {"role": "assistant", "content": "".join(partial)}]
+                        else:
+                            partial.clear()
+                        idx += 1
+                        break
+                    raise
 
     async def generate(self, model: str, prompt: str | None = None, **kwargs: Any) -> Response:
-        """The whole answer: ``.text``, ``.tool_calls``, ``.usage``, ``.cost``, ``.finish_reason``."""
+        """The whole answer: ``.text``, ``.tool_calls``, ``.usage``, ``.cost``, ``.finish_reason``.
+
+        After a :class:`Fallback` mid-answer the text restarts with the new
+        model (unless it continues a prefix): ``.text`` holds the final model's
+        answer and ``.models`` the path taken.
+        """
         text: list[str] = []
         calls: dict[int, list[list[str]]] = {}
         usage: Usage | None = None
         finish: str | None = None
+        path = [model]
         async with aclosing(self.stream(model, prompt, **kwargs)) as events:
             async for ev in events:
                 if type(ev) is TextDelta:
@@ -220,19 +342,26 @@ class Runtime:
                     usage = ev
                 elif type(ev) is Finish:
                     finish = ev.reason
+                elif type(ev) is Fallback:
+                    path.append(ev.to_model)
+                    calls.clear()
+                    finish = None
+                    if not ev.continued:
+                        text.clear()
         tool_calls = [
             ToolCall(id="".join(s[0]) or None, name="".join(s[1]) or None, arguments="".join(s[2]))
             for _, s in sorted(calls.items())
         ]
-        return Response(model, "".join(text), tool_calls, usage, finish, (model,))
+        return Response(path[-1], "".join(text), tool_calls, usage, finish, tuple(path))
 
     async def embed(self, model: str, texts: Sequence[str] | str) -> list[list[float]]:
         """One vector per input text, in input order."""
         inputs = [texts] if isinstance(texts, str) else list(texts)
-        plan_ = plan(self.catalog, model, "embed", ["embed"])
+        chain, _switch = self._chain(model, "embed", ["embed"])
+        plan_ = plan(self.catalog, chain[0], "embed", ["embed"])
         request = build_request(plan_, input=inputs, stream=False)
         vectors: dict[int, list[float]] = {}
-        async with aclosing(self._send(plan_, request, None)) as events:
+        async with aclosing(self._send(plan_, request, None, 0, None)) as events:
             async for ev in events:
                 if type(ev) is Embedding:
                     vectors[ev.index] = ev.vector
@@ -242,6 +371,124 @@ class Runtime:
                 **plan_.context(),
             )
         return [vectors[i] for i in sorted(vectors)]
+
+    # -- chain, limits, accounting -------------------------------------------
+    def _chain(self, model: str, operator: str, needs: list[str]) -> tuple[list[str], Fallback | None]:
+        """The model and its fallback chain, starting at the first that can serve ``needs``.
+
+        Capability-aware planning: a model lacking a capability is skipped
+        for the first one in its chain that has it (said with a Fallback
+        event); none at all is an invalid_request before any HTTP.
+        """
+        spec, _ = resolve_model(self.catalog, model)
+        chain = [model, *spec.fallback]
+        usable = [m for m in chain if not self._missing(m, needs)]
+        if not usable:
+            missing = self._missing(model, needs)
+            raise InvalidRequestError(
+                f"no model can serve this request: capability {', '.join(missing)} is missing "
+                f"in {', '.join(chain)}",
+                code="CAPABILITY_MISSING", model=model, provider=spec.provider,
+            )
+        if usable[0] != model:
+            missing = self._missing(model, needs)
+            return usable, Fallback(model, usable[0], f"capability {', '.join(missing)} missing")
+        return usable, None
+
+    def _missing(self, model: str, needs: list[str]) -> list[str]:
+        spec, _ = resolve_model(self.catalog, model)
+        return [n for n in needs if n not in spec.capabilities]
+
+    def _note_fallback(self, ev: Fallback) -> None:
+        self.totals.fallbacks += 1
+        if self.metrics is not None:
+            self.metrics.fallback(ev.from_model, ev.to_model, ev.reason)
+
+    def _tokenizer(self, spec: Model) -> Any:
+        return self.plugins.get_tokenizer(spec.tokenizer or "approx")
+
+    def _limiter(self) -> Any:
+        if self._limiter_backend is None:
+            cfg = self.catalog.limiter
+            self._limiter_backend = self.plugins.get("limiter", cfg.backend).obj(**cfg.options)
+        return self._limiter_backend
+
+    def _semaphore(self, plan_: Plan) -> anyio.Semaphore | None:
+        limit = plan_.spec.limits.concurrency
+        if limit is None:
+            return None
+        sem = self._semaphores.get(plan_.model)
+        if sem is None:
+            sem = self._semaphores[plan_.model] = anyio.Semaphore(limit)
+        return sem
+
+    async def _call(
+        self,
+        plan_: Plan,
+        request: dict[str, Any],
+        extra: Mapping[str, Any] | None,
+        msgs: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+    ) -> AsyncGenerator[Event, None]:
+        """One attempt on one model: local limits, then the HTTP exchange."""
+        from ._tokenizers import count_messages
+
+        spec, context = plan_.spec, plan_.context()
+        tokenizer = self._tokenizer(spec)
+        prompt_tokens = count_messages(tokenizer, msgs, tools)
+        limits = spec.limits
+        reply_budget = request.get("max_tokens") or limits.max_tokens or 0
+        if limits.context_window is not None and prompt_tokens + (request.get("max_tokens") or 0) > limits.context_window:
+            raise LimitExceededError(
+                f"prompt of ~{prompt_tokens} tokens (by {tokenizer_name(tokenizer, spec)}) plus max_tokens "
+                f"{request.get('max_tokens') or 0} exceeds the context window of {limits.context_window}",
+                code="CONTEXT_WINDOW_EXCEEDED", **context,
+            )
+        ticket = None
+        backend = None
+        if limits.rpm is not None or limits.tpm is not None:
+            backend = self._limiter()
+            admit = LimitSpec(f"{plan_.provider_name}/{plan_.model_id}", limits.rpm, limits.tpm, limits.mode, limits.wait_timeout)
+            ticket = await acquire(backend, admit, prompt_tokens + min(reply_budget, limits.tpm or reply_budget), context)
+        sem = self._semaphore(plan_)
+        if sem is not None:
+            if limits.mode == "wait":
+                try:
+                    with anyio.fail_after(limits.wait_timeout if limits.wait_timeout is not None else math.inf):
+                        await sem.acquire()
+                except TimeoutError:
+                    raise RateLimitError(
+                        f"{limits.concurrency} requests already in flight for {plan_.model}",
+                        code="LOCAL_CONCURRENCY", **context,
+                    ) from None
+            else:
+                try:
+                    sem.acquire_nowait()
+                except anyio.WouldBlock:
+                    raise RateLimitError(
+                        f"{limits.concurrency} requests already in flight for {plan_.model}",
+                        code="LOCAL_CONCURRENCY", **context,
+                    ) from None
+        used = None
+        try:
+            async with aclosing(self._send(plan_, request, extra, prompt_tokens, tokenizer)) as events:
+                async for ev in events:
+                    if type(ev) is Usage:
+                        used = ev
+                    yield ev
+        finally:
+            if sem is not None:
+                sem.release()
+            if backend is not None and ticket is not None and used is not None:
+                actual = (used.input_tokens or 0) + (used.output_tokens or 0)
+                try:
+                    if backend.blocking:
+                        await anyio.to_thread.run_sync(lambda: backend.reconcile(admit.key, ticket, actual))
+                    else:
+                        backend.reconcile(admit.key, ticket, actual)
+                except ModelError as exc:
+                    # The answer is complete; a limiter hiccup must not turn it into a failure.
+                    log.warning("modelwire: could not reconcile usage with the limiter: %s", exc)
 
     # -- the pipeline ---------------------------------------------------------
     def _outgoing(self, plan_: Plan, request: dict[str, Any], extra: Mapping[str, Any] | None) -> OutgoingRequest:
@@ -281,7 +528,12 @@ class Runtime:
         return out
 
     async def _send(
-        self, plan_: Plan, request: dict[str, Any], extra: Mapping[str, Any] | None
+        self,
+        plan_: Plan,
+        request: dict[str, Any],
+        extra: Mapping[str, Any] | None,
+        prompt_tokens: int,
+        tokenizer: Any,
     ) -> AsyncGenerator[Event, None]:
         import httpx
 
@@ -332,6 +584,8 @@ class Runtime:
                 mapper = EventMapper(compiled.rules, context)
                 usage_in: int | None = None
                 usage_out: int | None = None
+                usage_cached: int | None = None
+                produced: list[str] = []  # text and tool arguments, to estimate usage
                 received = 0
                 drained = 0
                 async with aclosing(resp.aiter_bytes()) as chunks:  # type: ignore[type-var]
@@ -347,10 +601,17 @@ class Runtime:
                         received += len(chunk)
                         for frame in parser.feed(chunk):
                             for ev in mapper.feed(frame):
-                                if type(ev) is Usage:
-                                    usage_in = ev.input_tokens if ev.input_tokens is not None else usage_in
-                                    usage_out = ev.output_tokens if ev.output_tokens is not None else usage_out
-                                elif type(ev) is not Done:
+                                kind = type(ev)
+                                if kind is TextDelta:
+                                    produced.append(ev.text)  # type: ignore[attr-defined]
+                                elif kind is Usage:
+                                    usage_in = ev.input_tokens if ev.input_tokens is not None else usage_in  # type: ignore[attr-defined]
+                                    usage_out = ev.output_tokens if ev.output_tokens is not None else usage_out  # type: ignore[attr-defined]
+                                    usage_cached = ev.cached_input_tokens if ev.cached_input_tokens is not None else usage_cached  # type: ignore[attr-defined]
+                                    continue
+                                elif kind is ToolCallDelta and ev.arguments:  # type: ignore[attr-defined]
+                                    produced.append(ev.arguments)  # type: ignore[attr-defined]
+                                if kind is not Done:
                                     yield ev
                             if mapper.stopped:
                                 break
@@ -359,10 +620,17 @@ class Runtime:
                 if not mapper.stopped:
                     for frame in parser.close():
                         for ev in mapper.feed(frame):
-                            if type(ev) is Usage:
-                                usage_in = ev.input_tokens if ev.input_tokens is not None else usage_in
-                                usage_out = ev.output_tokens if ev.output_tokens is not None else usage_out
-                            elif type(ev) is not Done:
+                            kind = type(ev)
+                            if kind is TextDelta:
+                                produced.append(ev.text)  # type: ignore[attr-defined]
+                            elif kind is Usage:
+                                usage_in = ev.input_tokens if ev.input_tokens is not None else usage_in  # type: ignore[attr-defined]
+                                usage_out = ev.output_tokens if ev.output_tokens is not None else usage_out  # type: ignore[attr-defined]
+                                usage_cached = ev.cached_input_tokens if ev.cached_input_tokens is not None else usage_cached  # type: ignore[attr-defined]
+                                continue
+                            elif kind is ToolCallDelta and ev.arguments:  # type: ignore[attr-defined]
+                                produced.append(ev.arguments)  # type: ignore[attr-defined]
+                            if kind is not Done:
                                 yield ev
                         if mapper.stopped:
                             break
@@ -372,8 +640,17 @@ class Runtime:
                         f"the stream ended before its end marker (after {what}); the answer is incomplete",
                         code="STREAM_TRUNCATED", **context,
                     )
+                estimated = False
+                if usage_in is None and usage_out is None and tokenizer is not None:
+                    # No provider-reported usage: count, and say so.
+                    usage_in, usage_out, estimated = prompt_tokens, tokenizer.count("".join(produced)), True
                 if usage_in is not None or usage_out is not None:
-                    yield Usage(usage_in, usage_out, self._cost(plan_, usage_in, usage_out))
+                    usage = Usage(
+                        usage_in, usage_out, self._cost(plan_, usage_in, usage_out, usage_cached),
+                        cached_input_tokens=usage_cached, estimated=estimated,
+                    )
+                    self._account(usage)
+                    yield usage
                 yield Done()
         except ModelError as exc:
             _with_context(exc, context)
@@ -386,13 +663,27 @@ class Runtime:
             raise NetworkError(f"{type(exc).__name__}: {exc}", **context) from exc
 
     @staticmethod
-    def _cost(plan_: Plan, inp: int | None, out: int | None) -> float | None:
+    def _cost(plan_: Plan, inp: int | None, out: int | None, cached: int | None = None) -> Decimal | None:
+        """Cost in the pricing's currency, exact (Decimal), from per-million prices."""
         pricing = plan_.spec.pricing
         if pricing is None:
             return None
-        return round(
-            (inp or 0) * pricing.input_per_mtok / 1e6 + (out or 0) * pricing.output_per_mtok / 1e6, 12
-        )
+        million = Decimal(1_000_000)
+        cached = min(cached or 0, inp or 0)
+        cached_price = pricing.cached_input_per_mtok if pricing.cached_input_per_mtok is not None else pricing.input_per_mtok
+        return (
+            Decimal((inp or 0) - cached) * Decimal(str(pricing.input_per_mtok))
+            + Decimal(cached) * Decimal(str(cached_price))
+            + Decimal(out or 0) * Decimal(str(pricing.output_per_mtok))
+        ) / million
+
+    def _account(self, usage: Usage) -> None:
+        t = self.totals
+        t.calls += 1
+        t.input_tokens += usage.input_tokens or 0
+        t.output_tokens += usage.output_tokens or 0
+        if usage.cost is not None:
+            t.cost += usage.cost
 
 
 class SyncRuntime:

@@ -24,7 +24,22 @@ MAX_DEPTH = 64
 
 Path = tuple["str | int", ...]
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, reading ``1e-05`` and ``2E6`` as numbers as JSON and YAML 1.2 do.
+
+    YAML 1.1 floats need a dot and a signed exponent, so a JSON manifest's
+    ``1e-05`` would otherwise arrive as a string.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def format_path(path: Path) -> str:
@@ -86,7 +101,16 @@ def read_yaml(text: str | bytes, file: str | None = None) -> tuple[Located | Non
             ]
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            # JSON writes characters beyond U+FFFF as a surrogate pair
+            # (``"\ud83d\ude00"``), which YAML's escapes do not accept.
+            joined = _SURROGATE_PAIR.sub(_join_pair, text)
+            if "escape" not in str(exc.problem) or joined == text:
+                raise
+            loader = _Loader(joined)
+            node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         return None, [_yaml_issue(exc, file)]
     except yaml.YAMLError as exc:
@@ -102,10 +126,28 @@ def read_yaml(text: str | bytes, file: str | None = None) -> tuple[Located | Non
         value = _walk(loader, node, (), lines, _Budget(), 0)
     except _TooBig as exc:
         return None, [ManifestIssue(str(exc), file=file, line=node.start_mark.line + 1)]
+    except RecursionError:  # merge keys chained through thousands of anchors
+        return None, [
+            ManifestIssue(
+                "document chains merge keys too deeply; refusing it",
+                file=file,
+                line=node.start_mark.line + 1,
+            )
+        ]
     except yaml.MarkedYAMLError as exc:
         return None, [_yaml_issue(exc, file)]
     lines.setdefault((), node.start_mark.line + 1)
     return Located(value, lines, file), []
+
+
+_SURROGATE_PAIR = re.compile(
+    r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE
+)
+
+
+def _join_pair(m: re.Match[str]) -> str:
+    high, low = int(m.group(2), 16), int(m.group(3), 16)
+    return f"{m.group(1)}\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08x}"
 
 
 def _yaml_issue(exc: yaml.MarkedYAMLError, file: str | None) -> ManifestIssue:

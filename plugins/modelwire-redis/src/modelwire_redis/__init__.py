@@ -1,0 +1,306 @@
+"""A distributed rpm / tpm limiter for modelwire, shared through Redis.
+
+Registers the limiter backend ``redis`` (hook ``register_limiters``). Every
+process that points at the same Redis server and prefix shares one sliding
+window per limit key, so together they never admit more than ``rpm``
+requests or ``tpm`` tokens in any window.
+
+Each decision is one Lua script, so it is atomic on the server: prune the
+entries that left the window, check the request count and the token sum,
+and record the new request, all with the server's clock (``TIME``), so the
+processes need not agree on the time. See README.md for the algorithm.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import redis
+import redis.backoff
+import redis.exceptions
+import redis.retry
+
+import modelwire
+from modelwire._limits import WINDOW, Admission
+
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "RedisLimiter", "redact_url"]
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PREFIX = "modelwire:limit:"
+#: Keys outlive their newest entry's window by this much, then expire.
+TTL_SLACK_MS = 1000
+
+# Shared by both scripts: drop the entries that left the window (admitted at
+# or before ``cutoff``) and take their tokens off the running sum. An empty
+# window deletes the hash too, so the sum can never drift for long.
+_PRUNE = """
+local function prune(z, h, cutoff)
+  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
+  if #gone == 0 then return end
+  local freed = 0
+  for i = 1, #gone, 500 do
+    local chunk = {unpack(gone, i, math.min(i + 499, #gone))}
+    local vals = redis.call('HMGET', h, unpack(chunk))
+    for j = 1, #chunk do freed = freed + (tonumber(vals[j]) or 0) end
+    redis.call('HDEL', h, unpack(chunk))
+  end
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff)
+  if redis.call('ZCARD', z) == 0 then
+    redis.call('DEL', h)
+  else
+    redis.call('HINCRBY', h, '_sum', -freed)
+  end
+end
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+"""
+
+# KEYS[1]: sorted set, ticket -> admission time (microseconds, Redis clock)
+# KEYS[2]: hash, ticket -> tokens, and field _sum = their total
+# ARGV: window_us, rpm (-1: none), tpm (-1: none), tokens, ticket, ttl_ms
+# Returns {1, 0} admitted, {0, wait_us} not yet, {0, -1} never.
+_ACQUIRE = (
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    + _PRUNE
+    + """
+local z, h = KEYS[1], KEYS[2]
+local window = tonumber(ARGV[1])
+local rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3])
+local tokens, ticket, ttl = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+if rpm == 0 or (tpm >= 0 and tokens > tpm) then return {0, -1} end
+local now = now_us()
+prune(z, h, now - window)
+local count = redis.call('ZCARD', z)
+local wait = 0
+if rpm > 0 and count >= rpm then
+  -- the (count - rpm + 1)-th oldest entry has to leave the window first
+  local e = redis.call('ZRANGE', z, count - rpm, count - rpm, 'WITHSCORES')
+  wait = tonumber(e[2]) + window - now
+end
+if tpm >= 0 then
+  local used = tonumber(redis.call('HGET', h, '_sum')) or 0
+  local excess = used + tokens - tpm
+  if excess > 0 then
+    -- walk from the oldest entry until enough tokens would have left
+    local start, found = 0, false
+    while not found do
+      local page = redis.call('ZRANGE', z, start, start + 199, 'WITHSCORES')
+      if #page == 0 then break end
+      local ids = {}
+      for i = 1, #page, 2 do ids[#ids + 1] = page[i] end
+      local vals = redis.call('HMGET', h, unpack(ids))
+      for j = 1, #ids do
+        excess = excess - (tonumber(vals[j]) or 0)
+        if excess <= 0 then
+          found = true
+          wait = math.max(wait, tonumber(page[2 * j]) + window - now)
+          break
+        end
+      end
+      start = start + 200
+    end
+    if not found then wait = math.max(wait, window) end
+  end
+end
+if wait > 0 then return {0, math.max(wait, 1)} end
+redis.call('ZADD', z, now, ticket)
+redis.call('HSET', h, ticket, tokens)
+redis.call('HINCRBY', h, '_sum', tokens)
+redis.call('PEXPIRE', z, ttl)
+redis.call('PEXPIRE', h, ttl)
+return {1, 0}
+"""
+)
+
+# KEYS as above; ARGV: window_us, ticket, tokens. Returns 1 if the ticket was
+# still in the window (and now counts ``tokens``), else 0.
+_RECONCILE = (
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    + _PRUNE
+    + """
+local z, h = KEYS[1], KEYS[2]
+local window, ticket, tokens = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+prune(z, h, now_us() - window)
+if not redis.call('ZSCORE', z, ticket) then return 0 end
+local old = tonumber(redis.call('HGET', h, ticket)) or 0
+redis.call('HSET', h, ticket, tokens)
+redis.call('HINCRBY', h, '_sum', tokens - old)
+return 1
+"""
+)
+
+
+# Greedy up to the last "@": masking too much is fine, too little is not.
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):.*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (``user:password@`` or ``?password=``) as ``***``."""
+    url = _USERINFO_PASSWORD.sub(r"\1:***@", url, count=1)
+    return _QUERY_PASSWORD.sub(r"\1***", url)
+
+
+def _secrets(url: str) -> list[str]:
+    """The credentials in ``url``, to scrub from foreign error text."""
+    out: list[str] = []
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            out.append(parts.password)
+        out += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
+    except ValueError:
+        pass
+    # the raw (percent-encoded) form too: either may turn up in error text
+    return sorted({*out, *(unquote(s) for s in out)}, key=len, reverse=True)
+
+
+class RedisLimiter:
+    """Sliding-window rpm / tpm limiter whose state lives in Redis.
+
+    Options (the ``factory(**options)`` of the ``redis`` limiter):
+
+    - ``url``: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://``
+      or ``unix://``; default ``$MODELWIRE_REDIS_URL`` or
+      ``redis://127.0.0.1:6379/0``.
+    - ``prefix``: key prefix, default ``modelwire:limit:``. Processes share a
+      limit when they use the same server, prefix and limit key.
+    - ``socket_timeout`` / ``socket_connect_timeout``: seconds (5 / 2).
+    - ``retries``: reconnect attempts on a connection error (2).
+    - ``window``: window length in seconds (60; rpm and tpm count per window).
+    - ``client``: a ready ``redis.Redis`` to use instead of ``url`` (left
+      open by :meth:`close`).
+    - any other keyword goes to ``redis.Redis.from_url`` (``ssl_ca_certs``,
+      ``health_check_interval``, ...).
+    """
+
+    blocking = True
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        socket_timeout: float | None = 5.0,
+        socket_connect_timeout: float | None = 2.0,
+        retries: int = 2,
+        window: float = WINDOW,
+        client: redis.Redis | None = None,
+        **client_options: Any,
+    ) -> None:
+        if url is None:
+            url = os.environ.get("MODELWIRE_REDIS_URL") or DEFAULT_URL
+        if not (isinstance(window, (int, float)) and math.isfinite(window) and window > 0):
+            raise modelwire.InvalidRequestError(
+                f"redis limiter: window must be a positive number of seconds, not {window!r}",
+                code="LIMITER_CONFIG",
+            )
+        self.url = redact_url(url)
+        self.prefix = prefix
+        self.window = float(window)
+        self._secrets = _secrets(url)
+        self._window_us = max(1, round(self.window * 1_000_000))
+        self._ttl_ms = math.ceil(self.window * 1000) + TTL_SLACK_MS
+        self._owns_client = client is None
+        if client is None:
+            try:
+                client = redis.Redis.from_url(
+                    url,
+                    socket_timeout=socket_timeout,
+                    socket_connect_timeout=socket_connect_timeout,
+                    retry=redis.retry.Retry(
+                        redis.backoff.FullJitterBackoff(cap=0.25, base=0.01), retries
+                    ),
+                    **client_options,
+                )
+            except (ValueError, TypeError) as exc:
+                raise modelwire.InvalidRequestError(
+                    f"redis limiter: bad url {self.url!r} or options: {self._scrub(str(exc))}",
+                    code="LIMITER_CONFIG",
+                ) from exc
+        self._client = client
+        self._acquire = client.register_script(_ACQUIRE)
+        self._reconcile = client.register_script(_RECONCILE)
+
+    def __repr__(self) -> str:
+        return f"RedisLimiter(url={self.url!r}, prefix={self.prefix!r}, window={self.window})"
+
+    def keys(self, key: str) -> tuple[str, str]:
+        """The Redis keys that hold ``key``'s window: (sorted set, token hash).
+
+        The limit key sits in a hash tag so both land in one cluster slot.
+        """
+        base = f"{self.prefix}{{{key}}}"
+        return f"{base}:req", f"{base}:tok"
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    @contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except redis.exceptions.RedisError as exc:
+            raise modelwire.NetworkError(
+                f"redis limiter at {self.url} could not {action}: "
+                f"{type(exc).__name__}: {self._scrub(str(exc))}",
+                code="LIMITER_UNAVAILABLE",
+            ) from exc
+
+    def try_acquire(self, key: str, *, rpm: int | None, tpm: int | None, tokens: int) -> Admission:
+        """Admit one request costing ``tokens`` now, or say how long to wait."""
+        tokens = max(0, int(tokens))
+        ticket = uuid.uuid4().hex
+        args = (
+            self._window_us,
+            -1 if rpm is None else max(0, int(rpm)),
+            -1 if tpm is None else max(0, int(tpm)),
+            tokens,
+            ticket,
+            self._ttl_ms,
+        )
+        with self._translate(f"admit a request for {key!r}"):
+            admitted, wait_us = self._acquire(keys=self.keys(key), args=args)
+        if int(admitted):
+            return Admission(True, 0.0, ticket)
+        wait_us = int(wait_us)
+        return Admission(False, math.inf if wait_us < 0 else wait_us / 1_000_000)
+
+    def reconcile(self, key: str, ticket: Any, tokens: int) -> None:
+        """Count ``tokens`` for an admitted request instead of its reservation.
+
+        A no-op once the request has left the window (or for no ticket).
+        """
+        if ticket is None:
+            return
+        args = (self._window_us, str(ticket), max(0, int(tokens)))
+        with self._translate(f"reconcile tokens for {key!r}"):
+            self._reconcile(keys=self.keys(key), args=args)
+
+    def close(self) -> None:
+        """Close the connection pool (unless the client was passed in)."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> RedisLimiter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@modelwire.hookimpl
+def register_limiters(register: Any) -> None:
+    register("redis", RedisLimiter)

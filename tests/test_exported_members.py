@@ -1,0 +1,36 @@
+"""``import modelwire`` is the whole public API (as httpx tests/test_exported_members.py)."""
+
+from __future__ import annotations
+
+import inspect
+
+import modelwire
+
+
+def test_all_imports_are_exported() -> None:
+    included_private_members = ["__version__"]
+    assert modelwire.__all__ == sorted(
+        member
+        for member, value in vars(modelwire).items()
+        # Submodules (``modelwire.testing``) appear here once imported; they are not re-exports.
+        if (not member.startswith("_") or member in included_private_members)
+        and not inspect.ismodule(value)
+    )
+
+
+def test_all_is_unique_and_every_name_exists() -> None:
+    assert len(set(modelwire.__all__)) == len(modelwire.__all__)
+    for name in modelwire.__all__:
+        assert hasattr(modelwire, name), name
+
+
+def test_public_objects_belong_to_modelwire() -> None:
+    for name in modelwire.__all__:
+        obj = getattr(modelwire, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__.startswith("modelwire."), (name, obj.__module__)
+
+
+def test_hookimpl_is_the_modelwire_marker() -> None:
+    assert modelwire.hookimpl.project_name == "modelwire"
+    assert isinstance(modelwire.__version__, str)
