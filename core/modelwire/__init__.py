@@ -39,6 +39,16 @@ from ._runtime import Response, Runtime, SyncRuntime, Totals
 from ._tokenizers import Tokenizer, count_messages
 from ._version import __version__
 
+
+def __getattr__(name: str) -> object:
+    # Metrics imports prometheus_client: load it only when asked for.
+    if name == "Metrics":
+        from ._metrics import Metrics
+
+        return Metrics
+    raise AttributeError(f"module 'modelwire' has no attribute {name!r}")
+
+
 __all__ = [
     "Admission",
     "Attempt",
@@ -59,6 +69,7 @@ __all__ = [
     "LocalLimiter",
     "ManifestError",
     "ManifestIssue",
+    "Metrics",
     "ModelError",
     "NetworkError",
     "NotFoundError",

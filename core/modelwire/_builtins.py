@@ -11,8 +11,11 @@ from ._hookspecs import hookimpl
 from ._request import OutgoingRequest
 
 
-def secret(auth: Any, request: OutgoingRequest) -> str:
-    """The key named by ``auth.env`` (or a literal ``auth.value``); AuthError if unset."""
+def secret(auth: Any, request: OutgoingRequest) -> str | None:
+    """The key named by ``auth.env`` (or a literal ``auth.value``).
+
+    Unset: AuthError naming the variable, or None when ``auth.optional``.
+    """
     value = getattr(auth, "value", None)
     if value:
         return str(value)
@@ -25,6 +28,8 @@ def secret(auth: Any, request: OutgoingRequest) -> str:
             model=request.model,
         )
     key = (request.env if request.env is not None else os.environ).get(env)
+    if not key and getattr(auth, "optional", False):
+        return None
     if not key:
         raise AuthError(
             f"environment variable {env} is not set (the API key for this provider)",
@@ -42,19 +47,25 @@ def none(request: OutgoingRequest, auth: Any) -> None:
 
 def bearer(request: OutgoingRequest, auth: Any) -> None:
     """``Authorization: Bearer <key>``."""
-    request.headers["Authorization"] = f"Bearer {secret(auth, request)}"
+    key = secret(auth, request)
+    if key is not None:
+        request.headers["Authorization"] = f"Bearer {key}"
 
 
 def header(request: OutgoingRequest, auth: Any) -> None:
     """A named header, e.g. ``x-api-key: <key>`` (``auth.name``, optional ``auth.prefix``)."""
     name = getattr(auth, "name", None) or "x-api-key"
-    request.headers[name] = (getattr(auth, "prefix", None) or "") + secret(auth, request)
+    key = secret(auth, request)
+    if key is not None:
+        request.headers[name] = (getattr(auth, "prefix", None) or "") + key
 
 
 def query(request: OutgoingRequest, auth: Any) -> None:
     """A query parameter, e.g. ``?key=<key>`` (``auth.name``)."""
     name = getattr(auth, "name", None) or "key"
-    request.params[name] = secret(auth, request)
+    key = secret(auth, request)
+    if key is not None:
+        request.params[name] = key
 
 
 @hookimpl

@@ -48,6 +48,7 @@ class Auth:
     value: str | None = attrs.field(default=None, metadata=_doc("a literal key (prefer env; may use ${VAR})"))
     name: str | None = attrs.field(default=None, metadata=_doc("header or query parameter name"))
     prefix: str | None = attrs.field(default=None, metadata=_doc("text put before the key in a header"))
+    optional: bool = attrs.field(default=False, metadata=_doc("send no credentials when the variable is unset (local servers)"))
 
 
 @attrs.frozen

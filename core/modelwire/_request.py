@@ -22,6 +22,8 @@ class OutgoingRequest:
     provider: str | None = None
     model: str | None = None
     env: Mapping[str, str] | None = None  # where auth keys are read (default: os.environ)
+    #: values an auth injector added (scrubbed from error messages)
+    secrets: list[str] = attrs.Factory(list)
 
     def __repr__(self) -> str:  # never show credentials
         return f"OutgoingRequest(method={self.method!r}, url={self.url!r})"

@@ -138,6 +138,14 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _scrub(exc: ModelError, secrets: Sequence[str]) -> None:
+    """Remove known secret values (the keys this request sent) from an error's text."""
+    for secret in secrets:
+        if secret and secret in exc.message:
+            exc.message = exc.message.replace(secret, "***")
+            exc.args = (exc.message,)
+
+
 def _with_context(exc: ModelError, context: Mapping[str, Any]) -> ModelError:
     for key, value in context.items():
         if getattr(exc, key, None) is None:
@@ -470,12 +478,29 @@ class Runtime:
                         code="LOCAL_CONCURRENCY", **context,
                     ) from None
         used = None
+        metrics = self.metrics
+        labels = (plan_.provider_name, plan_.model, plan_.operator_name)
+        started_at = time.perf_counter()
+        first = metrics is None
+        if metrics is not None:
+            metrics.call(*labels)
         try:
             async with aclosing(self._send(plan_, request, extra, prompt_tokens, tokenizer)) as events:
                 async for ev in events:
-                    if type(ev) is Usage:
+                    kind = type(ev)
+                    if kind is Usage:
                         used = ev
+                    elif not first and (kind is TextDelta or kind is ToolCallDelta):
+                        first = True
+                        metrics.first_token(*labels, time.perf_counter() - started_at)  # type: ignore[union-attr]
                     yield ev
+        except ModelError as exc:
+            if metrics is not None:
+                metrics.finished(*labels, time.perf_counter() - started_at, error_kind=exc.kind)
+            raise
+        else:
+            if metrics is not None:
+                metrics.finished(*labels, time.perf_counter() - started_at, usage=used)
         finally:
             if sem is not None:
                 sem.release()
@@ -524,7 +549,14 @@ class Runtime:
             env=self.env,
         )
         injector = self.plugins.get_auth_injector(provider.auth.type)
+        headers_before, params_before = dict(out.headers), dict(out.params)
         injector(out, provider.auth)
+        # Whatever the injector added is a secret: scrub it from every error text.
+        for value in [
+            *(v for k, v in out.headers.items() if headers_before.get(k) != v),
+            *(v for k, v in out.params.items() if params_before.get(k) != v),
+        ]:
+            out.secrets.extend(p for p in (value, value.rpartition(" ")[2]) if len(p) >= 4)
         return out
 
     async def _send(
@@ -654,6 +686,7 @@ class Runtime:
                 yield Done()
         except ModelError as exc:
             _with_context(exc, context)
+            _scrub(exc, outgoing.secrets)
             raise
         except httpx.TimeoutException as exc:
             raise RequestTimeout(f"{type(exc).__name__}: {exc or 'timed out'}", **context) from exc

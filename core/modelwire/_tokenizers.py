@@ -36,7 +36,8 @@ of a character. The weights were fitted to aim between the BPE encodings
 CJK, Cyrillic, European languages, emoji) the estimate stays within 35 % of
 both (``docs/tokenizers.md`` has the table). For Greek, Arabic and Indic
 scripts the two encodings differ by 2-3x from each other, so no single
-estimate is close to both; ``approx`` lands near ``o200k_base`` there.
+estimate is close to both; ``approx`` lands near ``o200k_base`` for Greek and
+Arabic, and between the two for Devanagari.
 
 :func:`count_messages` counts a whole chat request the way the tiktoken
 cookbook ("How to count tokens with tiktoken") does: a few tokens of framing

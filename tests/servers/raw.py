@@ -64,3 +64,33 @@ def raw_server() -> Iterator[RawServer]:
         srv._httpd.shutdown()
         srv._httpd.server_close()
         srv._thread.join()
+
+
+@contextmanager
+def closing_server() -> Iterator[str]:
+    """A server that accepts each connection and closes it before any response."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            conn.recv(65536)
+            conn.close()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()
