@@ -477,7 +477,7 @@ class Runtime:
                         f"{limits.concurrency} requests already in flight for {plan_.model}",
                         code="LOCAL_CONCURRENCY", **context,
                     ) from None
-        used = None
+        used: Usage | None = None
         metrics = self.metrics
         labels = (plan_.provider_name, plan_.model, plan_.operator_name)
         started_at = time.perf_counter()
@@ -488,7 +488,7 @@ class Runtime:
             async with aclosing(self._send(plan_, request, extra, prompt_tokens, tokenizer)) as events:
                 async for ev in events:
                     kind = type(ev)
-                    if kind is Usage:
+                    if isinstance(ev, Usage):
                         used = ev
                     elif not first and (kind is TextDelta or kind is ToolCallDelta):
                         first = True
