@@ -128,7 +128,7 @@ def test_load_with_injected_faults(server: ReplayServer, tmp_path: Path, closed_
     server.reset()
     rng = random.Random(2026)
     # 200 streams; retries and fallbacks take extra answers, so 100 spare ones follow.
-    words = ["alpha", "βeta", "γάμμα", "delta"]  # noqa: RUF001
+    words = ["alpha", "βeta", "γάμμα", "delta"]
     good = [f"answer-{i:03d} " + " ".join(rng.choice(words) for _ in range(12)) for i in range(300)]
     answers: list[Any] = []
     for text in good:
