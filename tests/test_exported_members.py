@@ -11,7 +11,8 @@ def test_all_imports_are_exported() -> None:
     included_private_members = ["__version__"]
     assert modelwire.__all__ == sorted(
         member
-        for member, value in vars(modelwire).items()
+        # dir() lists the lazily loaded names too (the module's __dir__).
+        for member, value in ((m, getattr(modelwire, m)) for m in dir(modelwire))
         # Submodules (``modelwire.testing``) appear here once imported; they are not re-exports.
         if (not member.startswith("_") or member in included_private_members)
         and not inspect.ismodule(value)
@@ -29,6 +30,19 @@ def test_public_objects_belong_to_modelwire() -> None:
         obj = getattr(modelwire, name)
         if inspect.isclass(obj) or inspect.isfunction(obj):
             assert obj.__module__.startswith("modelwire."), (name, obj.__module__)
+
+
+def test_import_is_light() -> None:
+    """Plugin authors import modelwire for Frame and ParseError: no cattrs, yaml, anyio or httpx."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, modelwire; heavy = {'cattrs', 'yaml', 'anyio', 'httpx', 'jmespath', 'prometheus_client'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_hookimpl_is_the_modelwire_marker() -> None:

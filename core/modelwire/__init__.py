@@ -1,5 +1,8 @@
 """modelwire: call language-model providers from manifests."""
 
+import importlib as _importlib
+import typing as _typing
+
 from ._errors import (
     AuthError,
     InternalError,
@@ -28,25 +31,57 @@ from ._events import (
     ToolCallDelta,
     Usage,
 )
-from ._fallback import Attempt, Decision, FallbackPolicy
 from ._frames import Frame, Parser, ParserFactory
 from ._hookspecs import hookimpl
-from ._limits import Admission, LimiterBackend, LocalLimiter
-from ._loader import Catalog, load_manifests
-from ._plugins import Plugins, Registration, get_parser, get_plugins, set_plugins
 from ._request import OutgoingRequest
-from ._runtime import Response, Runtime, SyncRuntime, Totals
-from ._tokenizers import Tokenizer, count_messages
 from ._version import __version__
 
+if _typing.TYPE_CHECKING:
+    from ._fallback import Attempt, Decision, FallbackPolicy
+    from ._limits import Admission, LimiterBackend, LocalLimiter
+    from ._loader import Catalog, load_manifests
+    from ._metrics import Metrics
+    from ._plugins import Plugins, Registration, get_parser, get_plugins, set_plugins
+    from ._runtime import Response, Runtime, SyncRuntime, Totals
+    from ._tokenizers import Tokenizer, count_messages
 
-def __getattr__(name: str) -> object:
-    # Metrics imports prometheus_client: load it only when asked for.
-    if name == "Metrics":
-        from ._metrics import Metrics
+# Heavier parts (cattrs, yaml, anyio, pluggy discovery, prometheus_client) load
+# on first use, so `import modelwire` stays cheap for plugin authors and CLIs.
+_LAZY = {
+    "Attempt": "_fallback",
+    "Decision": "_fallback",
+    "FallbackPolicy": "_fallback",
+    "Admission": "_limits",
+    "LimiterBackend": "_limits",
+    "LocalLimiter": "_limits",
+    "Catalog": "_loader",
+    "load_manifests": "_loader",
+    "Metrics": "_metrics",
+    "Plugins": "_plugins",
+    "Registration": "_plugins",
+    "get_parser": "_plugins",
+    "get_plugins": "_plugins",
+    "set_plugins": "_plugins",
+    "Response": "_runtime",
+    "Runtime": "_runtime",
+    "SyncRuntime": "_runtime",
+    "Totals": "_runtime",
+    "Tokenizer": "_tokenizers",
+    "count_messages": "_tokenizers",
+}
 
-        return Metrics
-    raise AttributeError(f"module 'modelwire' has no attribute {name!r}")
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelwire' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [
