@@ -42,7 +42,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    _install(session, "mypy", "types-PyYAML")
+    _install(session, "mypy", "types-PyYAML", "types-jsonschema")
     session.run("mypy", "core/modelwire", *[f"{p}/src" for p in PLUGINS])
 
 
