@@ -185,7 +185,7 @@ class Tool:
         if self._wants_ctx:
             kwargs["ctx"] = ctx
         if self._is_async:
-            result = await self.fn(**kwargs)
+            result = await self.fn(**kwargs)  # type: ignore[misc]
         else:
             result = await anyio.to_thread.run_sync(lambda: self.fn(**kwargs))
         outputs = self.manifest.outputs
