@@ -291,3 +291,17 @@ async def test_cost_is_exact_decimal_and_totalled(rt: modelwire.Runtime, server:
     assert isinstance(second.cost, Decimal)
     assert rt.totals.cost == first.cost + second.cost
     assert (rt.totals.input_tokens, rt.totals.output_tokens, rt.totals.calls) == (1010, 2020, 2)
+
+
+def test_unknown_policy_name_fails_at_load(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text("version: 1\nmodels:\n  x: {provider: openai, policy: no-such-policy}\n")
+    with pytest.raises(modelwire.NotFoundError) as info:
+        modelwire.Runtime.from_manifests("builtin:openai", tmp_path / "m.yaml", env={})
+    assert info.value.code == "FALLBACK_POLICY_NOT_FOUND" and "m.yaml:3" in str(info.value)
+
+
+def test_unknown_limiter_backend_fails_at_load(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text("version: 1\nlimiter: {backend: nope}\n")
+    with pytest.raises(modelwire.NotFoundError) as info:
+        modelwire.Runtime.from_manifests("builtin:openai", tmp_path / "m.yaml", env={})
+    assert info.value.code == "LIMITER_NOT_FOUND"

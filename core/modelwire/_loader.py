@@ -617,7 +617,7 @@ def _check_references(catalog: Catalog) -> list[ManifestIssue]:
 
 
 def plugin_name_errors(catalog: Catalog, plugins: Any) -> list[ModelError]:
-    """Every parser, auth or tokenizer name in the catalog that no plugin provides.
+    """Every parser, auth, tokenizer, policy or limiter name in the catalog that no plugin provides.
 
     Each error keeps its code (``PARSER_NOT_FOUND``, ``PLUGIN_CONFLICT``, ...)
     and its message starts with the file, line and field path.
@@ -636,6 +636,11 @@ def plugin_name_errors(catalog: Catalog, plugins: Any) -> list[ModelError]:
         if model.tokenizer is not None:
             field = catalog.where("models", mname, "tokenizer")
             checks.append(("tokenizer", model.tokenizer, field, {"model": mname}))
+        if model.policy != "default":
+            field = catalog.where("models", mname, "policy")
+            checks.append(("fallback_policy", model.policy, field, {"model": mname}))
+    if catalog.limiter.backend != "local":
+        checks.append(("limiter", catalog.limiter.backend, ManifestIssue("", path="limiter.backend"), {}))
     out: list[ModelError] = []
     for kind, name, field, context in checks:
         try:
