@@ -164,3 +164,21 @@ def test_load_with_injected_faults(server: ReplayServer, tmp_path: Path, closed_
     faulty = len(answers) - len(good)
     assert len(failures) <= faulty
     assert server.pending > 0  # the supply never ran out (no default answer slipped in)
+
+
+def test_total_timeout_bounds_a_dripping_stream(server: ReplayServer, tmp_path: Path, closed_url: str) -> None:
+    """Each read arrives in time, but the whole answer does not: TOTAL_TIMEOUT."""
+    server.reset()
+    server.push(Script(text="drip " * 200, delay=0.02, chunk_size=(32, 32)))
+    rt = make_runtime(server, tmp_path, closed_url)
+    anthropic = rt.catalog.providers["anthropic"]
+    slow = attrs.evolve(anthropic, timeout=attrs.evolve(anthropic.timeout, total=0.3))
+    rt.catalog = attrs.evolve(rt.catalog, providers={**rt.catalog.providers, "anthropic": slow})
+
+    async def go() -> None:
+        async with rt:
+            await rt.generate("steady", "hi")
+
+    with pytest.raises(modelwire.RequestTimeout) as info:
+        anyio.run(go)
+    assert info.value.code in ("TOTAL_TIMEOUT", "TIMEOUT")

@@ -178,3 +178,20 @@ def test_no_provider_names_in_core_python() -> None:
 def test_the_provider_name_check_can_fail() -> None:
     found = _code_strings('"""A docstring about OpenAI."""\nx = "api.openai.com"  # a comment on Gemini\n')
     assert sorted(found) == [(2, "api.openai.com"), (2, "x")]
+
+
+def test_headers_and_query_from_expressions(tmp_path: Path, server: RawServer) -> None:
+    file = tmp_path / "m.yaml"
+    file.write_text(
+        "version: 1\nproviders:\n  p:\n    base_url: " + server.url + "\n    operators:\n"
+        "      generate:\n        path: /x\n        parser: sse\n        request: '{m: model}'\n"
+        "        request_headers: \"{\\\"x-model\\\": model, \\\"x-tools\\\": when(tools, 'yes', `null`)}\"\n"
+        "        request_query: \"{temperature: temperature, n: `2`}\"\n"
+        "        events: [{data: '[DONE]', stop: true}]\n"
+        "models:\n  small: {provider: p, id: tiny-1}\n"
+    )
+    server.reply(b"data: [DONE]\n\n", "text/event-stream")
+    run(modelwire.Runtime.from_manifests(file), "small", temperature=0.5)
+    sent = server.requests[-1]
+    assert sent["headers"].get("x-model") == "tiny-1" and "x-tools" not in sent["headers"]
+    assert sent["path"] == "/x?temperature=0.5&n=2"

@@ -345,6 +345,8 @@ def _check_rule(rule: EventRule, base: PathT, doc: Located, out: list[ManifestIs
 
 def _check_operator(op: Operator, base: PathT, doc: Located, out: list[ManifestIssue]) -> None:
     _check_expr(op.request, (*base, "request"), doc, out)
+    _check_expr(op.request_headers, (*base, "request_headers"), doc, out)
+    _check_expr(op.request_query, (*base, "request_query"), doc, out)
     for i, rule in enumerate(op.events):
         _check_rule(rule, (*base, "events", i), doc, out)
     for i, err in enumerate(op.errors):

@@ -109,6 +109,8 @@ class Operator:
     request: str | None = attrs.field(default=None, metadata=_doc("expression over the unified request -> JSON body"))
     headers: dict[str, str] = attrs.field(factory=dict, metadata=_doc("extra headers"))
     query: dict[str, str] = attrs.field(factory=dict, metadata=_doc("extra query parameters"))
+    request_headers: str | None = attrs.field(default=None, metadata=_doc("expression over the unified request -> object of headers (nulls dropped)"))
+    request_query: str | None = attrs.field(default=None, metadata=_doc("expression over the unified request -> object of query parameters (nulls dropped)"))
     events: list[EventRule] = attrs.field(factory=list, metadata=_doc("frame -> event rules"))
     errors: list[ErrorRule] = attrs.field(factory=list, metadata=_doc("HTTP error -> error kind rules"))
 

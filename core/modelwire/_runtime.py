@@ -8,6 +8,7 @@ so there is one implementation, not two.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import math
 import os
@@ -116,11 +117,13 @@ def tokenizer_name(tokenizer: Any, spec: Model) -> str:
 class _Compiled:
     """An operator's expressions and rules, compiled once per runtime."""
 
-    __slots__ = ("errors", "request", "rules")
+    __slots__ = ("errors", "headers", "query", "request", "rules")
 
     def __init__(self, plan_: Plan) -> None:
         op = plan_.operator
         self.request: Expr | None = compile_expr(op.request) if op.request else None
+        self.headers: Expr | None = compile_expr(op.request_headers) if op.request_headers else None
+        self.query: Expr | None = compile_expr(op.request_query) if op.request_query else None
         self.rules: list[_Rule] = compile_rules(op)
         self.errors = ErrorMapper(op.errors)
 
@@ -531,18 +534,37 @@ class Runtime:
                 raise InvalidRequestError(
                     f"request mapping failed: {exc}", code="REQUEST_MAPPING_FAILED", **context
                 ) from exc
-            params = {**plan_.spec.params, **(extra or {})}
-            if params:
+            passthrough = {**plan_.spec.params, **(extra or {})}
+            if passthrough:
                 if not isinstance(body, dict):
                     raise InvalidRequestError(
                         "extra parameters need a JSON object body", code="BAD_EXTRA", **context
                     )
-                body = {**body, **params}
+                body = {**body, **passthrough}
+        headers = {**provider.headers, **op.headers}
+        params = dict(op.query)
+        for expr, target, what in ((compiled.headers, headers, "headers"), (compiled.query, params, "query")):
+            if expr is None:
+                continue
+            try:
+                mapped = expr(request)
+            except Exception as exc:
+                raise InvalidRequestError(
+                    f"request_{what} mapping failed: {exc}", code="REQUEST_MAPPING_FAILED", **context
+                ) from exc
+            if mapped is not None and not isinstance(mapped, dict):
+                raise InvalidRequestError(
+                    f"request_{what} must give an object, got {type(mapped).__name__}",
+                    code="REQUEST_MAPPING_FAILED", **context,
+                )
+            for key, value in (mapped or {}).items():
+                if value is not None:
+                    target[str(key)] = value if isinstance(value, str) else json.dumps(value)
         out = OutgoingRequest(
             method=op.method,
             url=plan_.url,
-            headers={**provider.headers, **op.headers},
-            params=dict(op.query),
+            headers=headers,
+            params=params,
             json=body,
             provider=plan_.provider_name,
             model=plan_.model,
