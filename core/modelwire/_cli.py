@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
-from ._errors import ManifestError, ModelError
+from ._errors import ManifestError, ManifestIssue, ModelError
 
 __all__ = ["main"]
 
@@ -101,6 +101,50 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    if not args.sources and not args.tools:
+        print("modelwire check: give manifest SOURCEs, --tools PATH..., or both", file=sys.stderr)
+        return 2
+    status = _check_manifests(args) if args.sources else 0
+    if args.tools:
+        status = max(status, _check_tools(args))
+    return status
+
+
+def _check_tools(args: argparse.Namespace) -> int:
+    """Tool manifests, then the pipelines in the same files; every error printed."""
+    from ._tools import ToolRegistry, read_tools
+
+    registry = ToolRegistry()
+    try:
+        tools, issues = read_tools(*args.tools, registry=registry, resolve=args.resolve_impl)
+    except ModelError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    seen = {str(i) for i in issues}
+    pipelines: list[Any] = []
+    from ._pipeline import read_pipelines
+
+    # The IO check needs every tool: with broken or no tool manifests, check structure only.
+    checked_against = registry if tools and not issues else None
+    try:
+        pipelines, found = read_pipelines(list(args.tools), checked_against)
+    except ModelError as exc:
+        found = [ManifestIssue(exc.message)]
+    issues.extend(i for i in found if str(i) not in seen)
+    if pipelines and checked_against is None and tools:
+        print("note: pipelines were checked without the tool IO check (fix the tool errors first)", file=sys.stderr)
+    for issue in issues:
+        print(f"error: {issue}", file=sys.stderr)
+    if issues:
+        return 1
+    counts = f"{len(tools)} tool{'s' * (len(tools) != 1)}"
+    if pipelines:
+        counts += f", {len(pipelines)} pipeline{'s' * (len(pipelines) != 1)}"
+    print(f"ok: {', '.join(args.tools)}: {counts}")
+    return 0
+
+
+def _check_manifests(args: argparse.Namespace) -> int:
     from ._loader import load_manifests, plugin_name_errors
     from ._plugins import get_plugins
 
@@ -165,8 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(handler=_cmd_plugins)
 
-    p = sub.add_parser("check", help="validate manifests and print every error")
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="file, directory, URL, git+URL@REF#PATH or builtin:NAME")
+    p = sub.add_parser("check", help="validate manifests (and tool manifests, pipelines) and print every error")
+    p.add_argument("sources", nargs="*", metavar="SOURCE", help="file, directory, URL, git+URL@REF#PATH or builtin:NAME")
+    p.add_argument(
+        "--tools", nargs="+", action="extend", default=[], metavar="PATH",
+        help="tool manifest files or directories (and the pipelines in them) to validate",
+    )
+    p.add_argument("--resolve-impl", action="store_true", help="with --tools: also import each tool's impl")
     p.add_argument("--no-plugins", action="store_true", help="do not check parser / auth names against installed plugins")
     p.set_defaults(handler=_cmd_check)
 

@@ -112,6 +112,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--base-url", metavar="URL")
     p.set_defaults(handler=lambda a: anyio.run(_embed, a))
 
+    from ._scaffold import add_plugin_command
+
+    add_plugin_command(sub)
+
     try:
         from ._demo import add_demo
     except ImportError:  # pragma: no cover - demo ships with the testing server

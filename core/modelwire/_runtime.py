@@ -365,6 +365,42 @@ class Runtime:
         ]
         return Response(path[-1], "".join(text), tool_calls, usage, finish, tuple(path))
 
+    def run_tools(
+        self,
+        model: str,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        tools: Any,
+        max_steps: int = 10,
+        ctx: Any = None,
+        on_tool_error: str = "feed_back",
+        parallel: bool = True,
+        tool_timeout: float | Mapping[str, float] | None = None,
+        **stream_kwargs: Any,
+    ) -> AsyncGenerator[Event, None]:
+        """The model tool-calling loop: stream, run the tools the model calls, feed results back, repeat.
+
+        ``tools``: :class:`Tool` objects, ``@modelwire.tool`` functions or a
+        :class:`ToolRegistry` (or a list mixing them). Streams the model's
+        events as they come, then :class:`ToolStarted` and :class:`ToolResult`
+        per call, and ends with :class:`ToolLoopDone` (the conversation) when
+        the model answers without tool calls; still asking after ``max_steps``
+        model calls raises :class:`LimitExceededError` ``MAX_STEPS``. Unknown
+        tools, bad arguments and failing or slow tools (``tool_timeout``:
+        seconds, or seconds by tool name) are fed back as ``{"error": ...}``,
+        or raise :class:`ToolError` with ``on_tool_error="raise"``. ``ctx`` is
+        the :class:`AgentContext` the tools see; other keywords go to
+        :meth:`stream`. Use it under ``contextlib.aclosing``. See docs/tool-loop.md.
+        """
+        from ._toolloop import run_tools
+
+        return run_tools(
+            self, model, prompt, messages=messages, tools=tools, max_steps=max_steps, ctx=ctx,
+            on_tool_error=on_tool_error, parallel=parallel, tool_timeout=tool_timeout,
+            **stream_kwargs,
+        )
+
     async def embed(self, model: str, texts: Sequence[str] | str) -> list[list[float]]:
         """One vector per input text, in input order."""
         inputs = [texts] if isinstance(texts, str) else list(texts)
@@ -779,6 +815,19 @@ class SyncRuntime:
 
     def embed(self, model: str, texts: Sequence[str] | str) -> list[list[float]]:
         return self._call().call(self.runtime.embed, model, texts)
+
+    def run_tools(self, model: str, prompt: str | None = None, **kwargs: Any) -> Iterator[Event]:
+        """Blocking :meth:`Runtime.run_tools` (sync tools run in worker threads, async ones in the portal)."""
+        portal = self._call()
+        agen = self.runtime.run_tools(model, prompt, **kwargs)
+        try:
+            while True:
+                try:
+                    yield portal.call(agen.__anext__)
+                except StopAsyncIteration:
+                    return
+        finally:
+            portal.call(agen.aclose)
 
     def stream(self, model: str, prompt: str | None = None, **kwargs: Any) -> Iterator[Event]:
         portal = self._call()

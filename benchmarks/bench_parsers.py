@@ -1,0 +1,272 @@
+"""Parser throughput: corpora in memory, fed in 1 KiB chunks, JSON included everywhere.
+
+Each contestant is a zero-argument-per-run callable ``run(chunks) -> (count, text)``
+built once (outside timing). ``count`` is what it decoded (payloads, or for
+modelwire the unified events it emitted) and ``text`` is what it reassembled
+where it does (modelwire), so the harness can check every contestant did the
+whole job before trusting its time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bench_corpora import Corpus
+
+__all__ = ["Contestant", "contestants_for", "modelwire_runner"]
+
+Runner = Callable[[list[bytes]], tuple[int, str]]
+
+
+class Contestant:
+    def __init__(self, key: str, label: str, run: Runner, *, role: str = "peer") -> None:
+        self.key = key
+        self.label = label
+        self.run = run
+        #: "subject" (modelwire), "peer", "floor" or "diag" (a breakdown row)
+        self.role = role
+
+
+# -- modelwire: the real per-chunk path of Runtime._send ------------------------------------
+
+_MODELS = {"openai": "gpt-4.1", "anthropic": "claude-sonnet-4-5", "ollama": "llama3.2"}
+
+
+def modelwire_runner(fmt: str) -> Runner:
+    """The per-chunk loop of ``modelwire._runtime.Runtime._send``, without the socket.
+
+    Built as ``_send`` builds it: the operator planned from the bundled
+    manifests, its rules compiled once (per runtime), then per stream a fresh
+    parser from the plugin registry and a fresh ``EventMapper``.
+    """
+    import modelwire
+    from modelwire._events import Done, TextDelta, ToolCallDelta, Usage
+    from modelwire._mapping import EventMapper, compile_rules
+    from modelwire._planner import plan
+
+    catalog = modelwire.load_manifests("builtin:*", env={})
+    plan_ = plan(catalog, _MODELS[fmt], "generate")
+    rules = compile_rules(plan_.operator)  # _Compiled: once per runtime
+    context = plan_.context()
+    name = plan_.operator.parser
+    options = plan_.operator.parser_options
+    get_parser = modelwire.get_parser
+
+    def run(chunks: list[bytes]) -> tuple[int, str]:
+        parser = get_parser(name, **options)
+        mapper = EventMapper(rules, context)
+        produced: list[str] = []
+        emitted = 0
+        usage_in = usage_out = usage_cached = None
+        for chunk in chunks:
+            if mapper.stopped:
+                continue  # _send drains what follows the end marker
+            for frame in parser.feed(chunk):
+                for ev in mapper.feed(frame):
+                    kind = type(ev)
+                    if kind is TextDelta:
+                        produced.append(ev.text)
+                    elif kind is Usage:
+                        usage_in = ev.input_tokens if ev.input_tokens is not None else usage_in
+                        usage_out = ev.output_tokens if ev.output_tokens is not None else usage_out
+                        usage_cached = (
+                            ev.cached_input_tokens if ev.cached_input_tokens is not None else usage_cached
+                        )
+                        continue
+                    elif kind is ToolCallDelta and ev.arguments:
+                        produced.append(ev.arguments)
+                    if kind is not Done:
+                        emitted += 1  # _send yields it
+                if mapper.stopped:
+                    break
+        if not mapper.stopped:
+            for frame in parser.close():
+                for ev in mapper.feed(frame):
+                    kind = type(ev)
+                    if kind is TextDelta:
+                        produced.append(ev.text)
+                    if kind is not Done and kind is not Usage:
+                        emitted += 1
+        if usage_in is None and usage_out is None:
+            raise AssertionError(f"modelwire {fmt}: no usage event in the corpus")
+        return emitted, "".join(produced)
+
+    return run
+
+
+def modelwire_parser_only(fmt: str) -> Runner:
+    """Diagnostic: the parser plugin alone (frames, no event rules)."""
+    import modelwire
+
+    name = {"openai": "sse", "anthropic": "sse", "ollama": "jsonchunk"}[fmt]
+    get_parser = modelwire.get_parser
+
+    def run(chunks: list[bytes]) -> tuple[int, str]:
+        parser = get_parser(name)
+        n = 0
+        for chunk in chunks:
+            n += len(parser.feed(chunk))
+        n += len(parser.close())
+        return n, ""
+
+    return run
+
+
+def modelwire_parser_json(fmt: str) -> Runner:
+    """Diagnostic: the SSE parser plus json.loads of each frame, no event rules."""
+    import modelwire
+
+    get_parser = modelwire.get_parser
+    loads = json.loads
+
+    def run(chunks: list[bytes]) -> tuple[int, str]:
+        parser = get_parser("sse")
+        n = 0
+        for chunk in chunks:
+            for frame in parser.feed(chunk):
+                if frame.data != "[DONE]":
+                    loads(frame.data)
+                    n += 1
+        return n, ""
+
+    return run
+
+
+# -- peers ---------------------------------------------------------------------------------
+
+
+def openai_sdk_runner() -> Runner:
+    """openai SDK: ``SSEDecoder().iter_bytes`` (what ``AsyncStream`` uses) + ``sse.json()``."""
+    from openai._streaming import SSEDecoder
+
+    def run(chunks: list[bytes]) -> tuple[int, str]:
+        n = 0
+        for sse in SSEDecoder().iter_bytes(iter(chunks)):
+            if sse.data.startswith("[DONE]"):
+                continue
+            sse.json()
+            n += 1
+        return n, ""
+
+    return run
+
+
+def anthropic_sdk_runner() -> Runner:
+    """anthropic SDK: ``SSEDecoder().iter_bytes`` + ``sse.json()`` of each event."""
+    from anthropic._streaming import SSEDecoder
+
+    def run(chunks: list[bytes]) -> tuple[int, str]:
+        n = 0
+        for sse in SSEDecoder().iter_bytes(iter(chunks)):
+            if not sse.data or sse.data.startswith("[DONE]"):
+                continue
+            sse.json()
+            n += 1
+        return n, ""
+
+    return run
+
+
+def httpx_sse_runner() -> Runner:
+    """httpx-sse: what ``EventSource.iter_sse`` does over ``iter_text()``: an
+    incremental UTF-8 decode, ``SSELineDecoder``, ``SSEDecoder``, then json.loads."""
+    from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+
+    loads = json.loads
+    utf8 = codecs.getincrementaldecoder("utf-8")
+
+    def run(chunks: list[bytes]) -> tuple[int, str]:
+        text_decoder = utf8(errors="replace")
+        lines = SSELineDecoder()
+        sse_decoder = SSEDecoder()
+        n = 0
+
+        def events(texts: Iterable[str]) -> Iterable[Any]:
+            for text in texts:
+                for line in lines.decode(text) if text else ():
+                    sse = sse_decoder.decode(line.rstrip("\n"))
+                    if sse is not None:
+                        yield sse
+            for line in lines.flush():
+                sse = sse_decoder.decode(line.rstrip("\n"))
+                if sse is not None:
+                    yield sse
+
+        texts = (text_decoder.decode(c) for c in chunks)
+        for sse in events(texts):
+            if sse.data.startswith("[DONE]"):
+                continue
+            loads(sse.data)
+            n += 1
+        return n, ""
+
+    return run
+
+
+def httpx_lines_runner() -> Runner:
+    """NDJSON as ollama-python reads it: httpx's ``iter_lines`` decoders + json.loads."""
+    from httpx._decoders import LineDecoder, TextDecoder
+
+    loads = json.loads
+
+    def run(chunks: list[bytes]) -> tuple[int, str]:
+        text_decoder = TextDecoder()
+        lines = LineDecoder()
+        n = 0
+        for chunk in chunks:
+            for line in lines.decode(text_decoder.decode(chunk)):
+                if line:
+                    loads(line)
+                    n += 1
+        for line in lines.decode(text_decoder.flush()) + lines.flush():
+            if line:
+                loads(line)
+                n += 1
+        return n, ""
+
+    return run
+
+
+def floor_runner(corpus: Corpus) -> Runner:
+    """The floor: ``json.loads`` of each payload (already split and decoded to str)."""
+    payloads = corpus.payloads
+    loads = json.loads
+
+    def run(chunks: list[bytes]) -> tuple[int, str]:
+        for p in payloads:
+            loads(p)
+        return len(payloads), ""
+
+    return run
+
+
+def _optional(key: str, label: str, build: Callable[[], Runner], skipped: dict[str, str]) -> list[Contestant]:
+    try:
+        return [Contestant(key, label, build())]
+    except ImportError as exc:
+        skipped[key] = f"not installed ({exc.name or exc})"
+        return []
+
+
+def contestants_for(corpus: Corpus, skipped: dict[str, str]) -> list[Contestant]:
+    """Everything that runs on ``corpus``; unavailable peers are noted in ``skipped``."""
+    fmt = corpus.name
+    out = [Contestant("modelwire", "modelwire (parser + event rules)", modelwire_runner(fmt), role="subject")]
+    out.append(Contestant("floor", "json.loads alone (floor)", floor_runner(corpus), role="floor"))
+    if corpus.fmt == "sse":
+        out += _optional("openai_sdk", "openai SDK SSEDecoder + json", openai_sdk_runner, skipped)
+        out += _optional("anthropic_sdk", "anthropic SDK SSEDecoder + json", anthropic_sdk_runner, skipped)
+        out += _optional("httpx_sse", "httpx-sse + json", httpx_sse_runner, skipped)
+        out.append(Contestant("mw_parser", "  modelwire SSE parser only", modelwire_parser_only(fmt), role="diag"))
+        out.append(
+            Contestant("mw_parser_json", "  modelwire SSE parser + json.loads", modelwire_parser_json(fmt), role="diag")
+        )
+    else:
+        out.append(Contestant("httpx_lines", "httpx iter_lines + json (ollama-python)", httpx_lines_runner()))
+        out.append(
+            Contestant("mw_parser", "  modelwire jsonchunk parser only (decodes JSON)", modelwire_parser_only(fmt), role="diag")
+        )
+    return out
