@@ -26,6 +26,8 @@ HERE = Path(__file__).resolve().parent
 MODEL = "gpt-4.1"
 PROMPT = "Write a long story."
 API_KEY = "sk-bench-0000"
+#: Keep-alive connections: modelwire's and the openai SDK's default.
+POOL = 100
 
 
 class ServerProcess:
@@ -71,11 +73,20 @@ class ModelwireClient:
 
     label = "modelwire Runtime.stream"
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, pool: int = POOL) -> None:
         import modelwire
 
         env = {"OPENAI_BASE_URL": base_url + "/openai/v1", "OPENAI_API_KEY": API_KEY}
-        self.rt = modelwire.Runtime.from_manifests("builtin:openai", env=env)
+        self.own_client = None
+        if pool > POOL:
+            import httpx
+
+            # modelwire's own client, but keeping `pool` connections alive.
+            self.own_client = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=pool),
+                follow_redirects=False,
+            )
+        self.rt = modelwire.Runtime.from_manifests("builtin:openai", env=env, http_client=self.own_client)
         self.rt._http()  # create the pooled httpx client now, not in the first timing
 
     async def stream(self) -> tuple[int, str]:
@@ -91,6 +102,8 @@ class ModelwireClient:
 
     async def aclose(self) -> None:
         await self.rt.aclose()
+        if self.own_client is not None:
+            await self.own_client.aclose()
 
 
 class HttpxClient:
@@ -98,13 +111,13 @@ class HttpxClient:
 
     label = "raw httpx + json.loads (floor)"
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, pool: int = POOL) -> None:
         import httpx
 
         self.url = base_url + "/openai/v1/chat/completions"
         # The same pool limits as modelwire's own client.
         self.client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100)
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=max(pool, POOL))
         )
         self.headers = {"authorization": f"Bearer {API_KEY}"}
         self.body = {
@@ -139,11 +152,21 @@ class OpenAIClient:
 
     label = "openai SDK AsyncOpenAI"
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, pool: int = POOL) -> None:
         import openai
 
+        http_client = None
+        if pool > POOL:
+            import httpx2
+
+            http_client = openai.DefaultAsyncHttpxClient(
+                limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=pool)
+            )
+        # Its default connect timeout (5 s) trips on a loaded 2-core machine
+        # while 200 streams keep the event loop busy.
         self.client = openai.AsyncOpenAI(
-            base_url=base_url + "/openai/v1", api_key=API_KEY, max_retries=0
+            base_url=base_url + "/openai/v1", api_key=API_KEY, max_retries=0, timeout=600.0,
+            http_client=http_client,
         )
 
     async def stream(self) -> tuple[int, str]:
@@ -167,8 +190,10 @@ class OpenAIClient:
 CLIENTS: dict[str, Any] = {"modelwire": ModelwireClient, "httpx": HttpxClient, "openai": OpenAIClient}
 
 
-def make_client(key: str, base_url: str) -> Any:
-    return CLIENTS[key](base_url)
+def make_client(key: str, base_url: str, pool: int = POOL) -> Any:
+    """A client; ``pool`` > 100 keeps that many connections alive (all clients alike),
+    so concurrent rounds after the warm-up reuse connections instead of opening them."""
+    return CLIENTS[key](base_url, pool)
 
 
 def wire_events(pieces: int) -> int:
@@ -185,6 +210,12 @@ async def check(client: Any, pieces: int) -> None:
 
 
 # -- measurements -------------------------------------------------------------------------------
+
+
+async def warm_pool(client: Any, concurrency: int) -> None:
+    """Open ``concurrency`` connections (tolerating a slow connect once), then prove them."""
+    await asyncio.gather(*(client.stream() for _ in range(concurrency)), return_exceptions=True)
+    await asyncio.gather(*(client.stream() for _ in range(concurrency)))
 
 
 async def timed_streams(client: Any, concurrency: int) -> tuple[float, float]:

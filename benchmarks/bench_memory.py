@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     from bench_e2e import make_client
 
     async def run() -> None:
-        client = make_client(client_key, long_url)
+        client = make_client(client_key, long_url, max(concurrency, 100))
         await client.stream()
         gc.collect()
         out["ready_kib"] = rss_kib()

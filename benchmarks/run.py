@@ -177,20 +177,20 @@ def section_parse(res: Results, size: dict[str, int]) -> None:
 # -- 2./3. end to end and per-request overhead ---------------------------------------------------
 
 
-def _e2e_clients(res: Results, url: str, section: str) -> dict[str, Any]:
+def _e2e_clients(res: Results, url: str, section: str, pool: int = 100) -> dict[str, Any]:
     from bench_e2e import CLIENTS, make_client
 
     clients = {}
     for key in CLIENTS:
         try:
-            clients[key] = make_client(key, url)
+            clients[key] = make_client(key, url, pool)
         except ImportError as exc:
             res.skipped[f"{section}.{key}"] = f"not installed ({exc.name or exc})"
     return clients
 
 
 def section_e2e(res: Results, size: dict[str, int]) -> None:
-    from bench_e2e import ServerProcess, check, cpu_note, timed_streams, wire_events
+    from bench_e2e import ServerProcess, check, cpu_note, timed_streams, warm_pool, wire_events
 
     single, concurrent = size["single_pieces"], size["concurrent_pieces"]
     conc = size["concurrency"]
@@ -201,11 +201,11 @@ def section_e2e(res: Results, size: dict[str, int]) -> None:
             ("single", urls["single"], single, 1, size["single_rounds"]),
             ("concurrent", urls["concurrent"], concurrent, conc, size["concurrent_rounds"]),
         ):
-            clients = _e2e_clients(res, url, f"e2e.{phase}")
+            clients = _e2e_clients(res, url, f"e2e.{phase}", pool=streams)
             for c in clients.values():
                 await check(c, pieces)  # warm-up: connection, compiled rules, right text
                 if streams > 1:  # open the pool's connections before timing
-                    await asyncio.gather(*(c.stream() for _ in range(streams)))
+                    await warm_pool(c, streams)
             samples: dict[str, list[tuple[float, float]]] = {k: [] for k in clients}
             keys = list(clients)
             for r in range(rounds):
@@ -361,7 +361,7 @@ def section_memory(res: Results, size: dict[str, int]) -> None:
     res.notes["memory"] = {"concurrent_streams": conc, "events_per_stream": pieces + 4,
                            "leak_requests": leak, "raw": runs}
     res.rows.append((f"5. memory, RSS MiB ({conc} concurrent streams of {pieces + 4} events)",
-                     "imported", "ready", f"{conc} streams", "python start"))
+                     "imported", "ready", f"after {conc} streams", "python start"))
 
     def mib(kib: int | None) -> float:
         return float("nan") if kib is None else kib / 1024
@@ -398,7 +398,7 @@ def section_memory(res: Results, size: dict[str, int]) -> None:
 
 
 def print_table(res: Results) -> None:
-    widths = (50, 12, 10, 10, 44)
+    widths = (50, 12, 10, 17, 44)
     for row in res.rows:
         if row[0][:2] in {f"{i}." for i in range(1, 6)} or row[0].startswith("5b."):
             print()

@@ -55,6 +55,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ CLI_MD = ROOT / "docs" / "cli.md"
 API_MD = ROOT / "docs" / "api.md"
 MKDOCS_YML = ROOT / "mkdocs.yml"
 TIMEOUT = 120
+# Examples run a few at a time: each is mostly a subprocess starting Python.
+WORKERS = min(4, (os.cpu_count() or 1) + 1)
 
 PYTHON = {"python", "py", "python3"}
 SHELL = {"bash", "sh", "shell", "console"}
@@ -631,26 +634,54 @@ def check_signatures(block: Block) -> None:
 # -- the tests ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("block", list(_params()))
-def test_example(
-    block: Block, offline_env: dict[str, str], doc_files: dict[str, str], tmp_path: Path
-) -> None:
-    missing = [
-        d.strip()
-        for d in block.markers.get("requires", "").split(",")
-        if d.strip() and not _installed(d.strip())
-    ]
+def execute(block: Block, cwd: Path, env: dict[str, str]) -> None:
+    """Run or check one block; raises pytest's skip / fail outcomes."""
+    requires = [d.strip() for d in block.markers.get("requires", "").split(",") if d.strip()]
+    missing = [d for d in requires if not _installed(d)]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} installed")
-    cwd = _workdir(tmp_path, doc_files)
     if block.lang in PYTHON:
-        run_python(block, cwd, offline_env)
+        run_python(block, cwd, env)
     elif block.lang in SHELL:
-        run_shell(block, cwd, offline_env)
+        run_shell(block, cwd, env)
     elif block.lang in {"yaml", "yml"}:
-        run_yaml(block, cwd, offline_env)
+        run_yaml(block, cwd, env)
     else:
         run_data(block)
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    request: pytest.FixtureRequest,
+    offline_env: dict[str, str],
+    doc_files: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Future[None]]]:
+    """The selected examples, started together: most of the time is subprocesses."""
+    selected = [
+        item.callspec.params["block"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_example"
+        and item.module is sys.modules[__name__]
+    ]
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = {
+            b.id: pool.submit(
+                execute, b, _workdir(tmp_path_factory.mktemp("example"), doc_files), offline_env
+            )
+            for b in selected
+            if "no-run" not in b.markers
+        }
+        try:
+            yield futures
+        finally:
+            for future in futures.values():
+                future.cancel()
+
+
+@pytest.mark.parametrize("block", list(_params()))
+def test_example(block: Block, outcomes: dict[str, Future[None]]) -> None:
+    outcomes[block.id].result()  # re-raises the example's failure or skip here
 
 
 def test_no_run_markers_give_a_reason() -> None:

@@ -8,6 +8,7 @@ timeouts under test (0.05 s against a tool that sleeps forever).
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 from collections.abc import Callable
@@ -297,8 +298,8 @@ async def test_parallel_first_every_branch_failing_is_one_error() -> None:
         await run(orch, flow, {"q": "now"})
     err = info.value
     assert (err.code, err.step, err.attempts) == ("BRANCHES_FAILED", "s", 4)
-    assert sorted(f.branch for f in err.failures) == ["a", "b"]  # type: ignore[attr-defined]
-    assert all(f.code == "STEP_FAILED" for f in err.failures)  # type: ignore[attr-defined]
+    assert sorted(f.branch for f in err.failures) == ["a", "b"]
+    assert all(f.code == "STEP_FAILED" for f in err.failures)
     assert err.__cause__ in err.failures
 
 
@@ -462,9 +463,11 @@ async def test_every_fallback_failing_names_them_all() -> None:
         await run(orch, flow, {"q": "x"})
     err = info.value
     assert (err.code, err.step, err.tool, err.attempts) == ("STEP_FAILED", "s", "f1", 2)
-    assert [(f.tool, f.code) for f in err.failures] == [("p", "TOOL_FAILED"), ("f1", "TOOL_FAILED")]  # type: ignore[attr-defined]
+    assert [(f.tool, f.code) for f in err.failures] == [("p", "TOOL_FAILED"), ("f1", "TOOL_FAILED")]
     assert isinstance(err.__cause__, ToolError) and isinstance(err.__cause__.__cause__, KeyError)
     assert "pipeline=fb" in str(err) and "step=s" in str(err) and "tried p, f1" in str(err)
+    copy = pickle.loads(pickle.dumps(err))
+    assert (type(copy), copy.code, copy.step, copy.attempts, str(copy)) == (PipelineError, err.code, "s", 2, str(err))
 
 
 @pytest.mark.anyio

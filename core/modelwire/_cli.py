@@ -62,6 +62,9 @@ def _cmd_frames(args: argparse.Namespace) -> int:
 # -- plugins -------------------------------------------------------------------
 
 
+_PLURALS = {"fallback_policy": "fallback policies"}
+
+
 def _cmd_plugins(args: argparse.Namespace) -> int:
     from ._plugins import get_plugins
 
@@ -84,7 +87,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         for row in rows:
             if row["kind"] != current:
                 current = row["kind"]
-                print(f"{current.replace('_', ' ')}s:")
+                print(f"{_PLURALS.get(current, current.replace('_', ' ') + 's')}:")
             origin = f"{row['distribution'] or row['plugin']} {row['version'] or ''}".strip()
             extra = ""
             if row.get("media_types"):

@@ -15,8 +15,10 @@ Every failure a caller can see is a :class:`ModelError`. Foreign exceptions
     ├── ParseError                  parse            (byte offset, line)
     ├── LimitExceededError          limit_exceeded
     ├── NotFoundError               not_found        (PARSER_NOT_FOUND, MODEL_NOT_FOUND, ...)
-    └── InternalError               internal
-        └── PluginError             internal         (a plugin failed to load, or clashed)
+    ├── InternalError               internal
+    │   └── PluginError             internal         (a plugin failed to load, or clashed)
+    └── ToolError                   invalid_request  (tool, port, JSON path; pipeline step, attempts)
+        └── ToolTimeout             timeout
 
 Manifests map HTTP statuses and in-stream errors to the ``kind`` strings; use
 :func:`error_class` to go from a kind to its class.

@@ -112,7 +112,7 @@ def _make_converter() -> cattrs.Converter:
         _strict("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), float),
     )
     conv.register_structure_hook(bool, _strict("a boolean", lambda v: isinstance(v, bool), bool))
-    conv.register_structure_hook(Any, lambda v, _t: v)
+    conv.register_structure_hook_func(lambda t: t is Any, lambda v, _t: v)  # typing.Any is no class on 3.10
 
     def list_factory(t: Any, c: cattrs.Converter) -> Any:
         inner = list_structure_factory(t, c)

@@ -279,13 +279,18 @@ class _Run:
 
     async def _first(self, step: CompiledStep) -> StepResult:
         winner: list[tuple[CompiledBranch, tuple[dict[str, Any], str, int]]] = []
-        errors: list[Exception] = []
+        errors: list[ToolError] = []
+        unexpected: list[Exception] = []
 
         async def branch_task(branch: CompiledBranch, scope: anyio.CancelScope) -> None:
             try:
                 result = await self._run_chain(step, branch)
-            except Exception as exc:
+            except ToolError as exc:
                 errors.append(exc)
+                return
+            except Exception as exc:  # a bug: stop the race and raise it
+                unexpected.append(exc)
+                scope.cancel()
                 return
             if not winner:
                 winner.append((branch, result))
@@ -294,13 +299,15 @@ class _Run:
         async with anyio.create_task_group() as tg:
             for branch in step.branches:
                 tg.start_soon(branch_task, branch, tg.cancel_scope)
+        if unexpected:
+            raise unexpected[0]
         if winner:
             branch, (outputs, tool, attempts) = winner[0]
             return StepResult(step.name, "ok", outputs, tool, branch.name, attempts)
         expression = [e for e in errors if isinstance(e, PipelineError) and e.code == "EXPRESSION_FAILED"]
         if expression:
             raise expression[0]
-        attempts = sum(getattr(e, "attempts", None) or 0 for e in errors)
+        attempts = sum(e.attempts or 0 for e in errors)
         raise PipelineError(
             f"pipeline {self.name!r}: step {step.name!r}: every branch failed "
             f"({'; '.join(_short(e) for e in errors)})",
@@ -315,10 +322,8 @@ class _Run:
             inputs = self._inputs(step, call)
             try:
                 outputs, used = await self._run_call(step, call, inputs)
-            except PipelineError:
-                raise
-            except ToolError as exc:
-                attempts += getattr(exc, "attempts", None) or 1
+            except ToolError as exc:  # a tool running a pipeline of its own fails like any tool
+                attempts += exc.attempts or 1
                 failures.append(exc)
                 continue
             return outputs, call.tool.name, attempts + used
@@ -328,7 +333,7 @@ class _Run:
         raise PipelineError(
             f"pipeline {self.name!r}: {where} failed after {attempts} attempt(s) (tried {tools}): {last.message}",
             code="STEP_TIMEOUT" if last.code == "TOOL_TIMEOUT" else "STEP_FAILED",
-            pipeline=self.name, step=step.name, branch=branch.name, tool=getattr(last, "tool", None),
+            pipeline=self.name, step=step.name, branch=branch.name, tool=last.tool,
             attempts=attempts, failures=failures,
         ) from last
 
@@ -356,7 +361,7 @@ class _Run:
                 for key, value in (("step", step.name), ("tool", call.tool.name)):
                     if getattr(exc, key, None) is None:
                         setattr(exc, key, value)
-                exc.attempts = attempt  # type: ignore[attr-defined]  # ToolError sets it in __init__
+                exc.attempts = attempt
                 if exc.code == "TOOL_BAD_INPUT" or attempt >= policy.attempts:
                     raise
             attempt += 1
@@ -372,5 +377,5 @@ class _Run:
         return await call_tool(call.tool, inputs, self.agent, timeout=call.timeout, resources=manager)
 
 
-def _short(exc: BaseException) -> str:
-    return getattr(exc, "message", None) or str(exc)
+def _short(exc: ToolError) -> str:
+    return exc.message

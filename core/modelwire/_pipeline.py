@@ -84,7 +84,7 @@ class PipelineError(ToolError):
 
     pipeline: str | None
     branch: str | None
-    failures: tuple[BaseException, ...]
+    failures: tuple[ToolError, ...]
 
     def __init__(
         self,
@@ -92,7 +92,7 @@ class PipelineError(ToolError):
         *,
         pipeline: str | None = None,
         branch: str | None = None,
-        failures: Sequence[BaseException] = (),
+        failures: Sequence[ToolError] = (),
         **kw: Any,
     ) -> None:
         super().__init__(message, pipeline=pipeline, branch=branch, failures=tuple(failures), **kw)
@@ -132,6 +132,10 @@ def _branches(values: Iterable[Branch]) -> tuple[Branch, ...]:
 
 def _steps(values: Iterable[Step]) -> tuple[Step, ...]:
     return tuple(values)
+
+
+def _dict(value: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(value)
 
 
 def _opt_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -207,7 +211,7 @@ class Step:
 
     name: str
     tool: str | None = None
-    inputs: dict[str, Any] = attrs.field(factory=dict, converter=dict)
+    inputs: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
     depends_on: tuple[str, ...] = attrs.field(default=(), converter=_names)
     when: str | None = None
     timeout: float | None = None

@@ -63,9 +63,13 @@ from ._planner import (
 from ._plugins import Plugins, get_plugins
 from ._protocol import choose_parser
 from ._request import OutgoingRequest
+from ._tools import ToolRegistry
 
 if TYPE_CHECKING:
     import httpx
+
+    from ._orchestrator import Orchestrator
+    from ._tools import AgentContext
 
 __all__ = ["Response", "Runtime", "SyncRuntime", "Totals"]
 
@@ -173,8 +177,12 @@ class Runtime:
         env: Mapping[str, str] | None = None,
         metrics: Any = None,
         policy: str | None = None,
+        tools: ToolRegistry | None = None,
     ) -> None:
         self.catalog = catalog
+        #: tools for pipelines (and the default set for :meth:`run_tools` callers to pass)
+        self.tools = tools if tools is not None else ToolRegistry()
+        self._orchestrator: Orchestrator | None = None
         #: a fallback policy name that overrides every model's ``policy:``
         self.policy = policy
         self.env = env
@@ -214,8 +222,24 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @property
+    def pipelines(self) -> Orchestrator:
+        """The orchestrator running pipelines over :attr:`tools` (made on first use)."""
+        if self._orchestrator is None:
+            from ._orchestrator import Orchestrator
+
+            self._orchestrator = Orchestrator(self.tools)
+        return self._orchestrator
+
+    async def call_pipeline(
+        self, name: str, inputs: Mapping[str, Any] | None = None, ctx: AgentContext | None = None
+    ) -> dict[str, Any]:
+        """Run a registered pipeline (``rt.pipelines.register_pipeline(...)``); its outputs."""
+        return await self.pipelines.call_pipeline(name, inputs, ctx)
+
     async def aclose(self) -> None:
-        """Close the pooled HTTP client (if the runtime made it)."""
+        """Close the pooled HTTP client (if the runtime made it), limiter and tool resources."""
+        await self.tools.aclose()
         client, self._client = self._client, None
         if client is not None and self._owns_client:
             await client.aclose()
@@ -815,6 +839,11 @@ class SyncRuntime:
 
     def embed(self, model: str, texts: Sequence[str] | str) -> list[list[float]]:
         return self._call().call(self.runtime.embed, model, texts)
+
+    def call_pipeline(
+        self, name: str, inputs: Mapping[str, Any] | None = None, ctx: AgentContext | None = None
+    ) -> dict[str, Any]:
+        return self._call().call(self.runtime.call_pipeline, name, inputs, ctx)
 
     def run_tools(self, model: str, prompt: str | None = None, **kwargs: Any) -> Iterator[Event]:
         """Blocking :meth:`Runtime.run_tools` (sync tools run in worker threads, async ones in the portal)."""

@@ -588,7 +588,7 @@ def validate_ports(manifest: ToolManifest, values: Mapping[str, Any], direction:
         )
     for port in ports:
         if port.name not in values:
-            if direction == "input" and not port.is_required:
+            if (direction == "input" and not port.is_required) or port.required is False:
                 continue
             raise ToolError(
                 f"tool {manifest.name!r}: {direction} port {port.name!r} is missing",
@@ -848,6 +848,8 @@ async def call_tool(
                     return outputs
             outputs = await _run(tool, values, ToolContext(manifest, extra, agent))
     except TimeoutError:
+        if timeout is None:  # pragma: no cover - only fail_after raises it here
+            raise
         raise ToolTimeout(
             f"tool {tool.name!r} did not finish within {timeout:g} s", tool=tool.name
         ) from None
@@ -1265,8 +1267,13 @@ def manifest_from_function(
     inputs: list[Port] = []
     structure: dict[str, Any] = {}
     for param in inspect.signature(fn).parameters.values():
-        if param.name == "ctx" or (param.name in ("self", "cls") and param.annotation is param.empty):
+        if param.name == "ctx":
             continue
+        if param.name in ("self", "cls") and param.annotation is param.empty:
+            raise _signature_error(
+                tool_name, f"{param.name!r} looks like a method's: decorate a function, or pass a bound method",
+                origin, param.name,
+            )
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         if param.kind is param.POSITIONAL_ONLY:
@@ -1563,42 +1570,23 @@ class ResourceDoc:
 
 
 @attrs.frozen
-class ToolDoc:
-    """One tool: its implementation, ports, tags and resources."""
+class _ToolShell:
+    """One tool; its ports (:class:`PortDoc` or a JSON type name) and resources
+    (:class:`ResourceDoc`) are structured one by one, so every error shows."""
 
     impl: str = attrs.field(metadata=_doc("the function: package.module:function"))
     description: str = attrs.field(default="", metadata=_doc("what the tool does (models read this)"))
-    inputs: dict[str, PortDoc | str] = attrs.field(factory=dict, metadata=_doc("input ports by name"))
-    outputs: dict[str, PortDoc | str] = attrs.field(factory=dict, metadata=_doc("output ports by name"))
+    inputs: dict[str, Any] = attrs.field(factory=dict, metadata=_doc("input ports by name"))
+    outputs: dict[str, Any] = attrs.field(factory=dict, metadata=_doc("output ports by name"))
     capabilities: list[str] = attrs.field(factory=list, metadata=_doc("capability tags"))
     permissions: list[str] = attrs.field(factory=list, metadata=_doc("permissions the tool needs"))
-    resources: dict[str, ResourceDoc] = attrs.field(factory=dict, metadata=_doc("resources by name"))
-
-
-@attrs.frozen
-class _ToolShell:
-    """A tool with its ports and resources left raw, structured one by one (so every error shows)."""
-
-    impl: str
-    description: str = ""
-    inputs: dict[str, Any] = attrs.field(factory=dict)
-    outputs: dict[str, Any] = attrs.field(factory=dict)
-    capabilities: list[str] = attrs.field(factory=list)
-    permissions: list[str] = attrs.field(factory=list)
-    resources: dict[str, Any] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class ToolsDocument:
-    """A tool manifest document (``version: 1``, ``tools:``); may also hold ``pipelines:``."""
-
-    version: int = 1
-    tools: dict[str, ToolDoc] = attrs.field(factory=dict)
-    pipelines: Any = attrs.field(default=None, metadata=_doc("read by the pipeline loader"))
+    resources: dict[str, Any] = attrs.field(factory=dict, metadata=_doc("resources by name"))
 
 
 @attrs.frozen
 class _DocumentShell:
+    """A tool manifest document: ``version: 1``, ``tools:``, and maybe ``pipelines:`` (read by the pipeline loader)."""
+
     version: int = 1
     tools: dict[str, Any] = attrs.field(factory=dict)
     pipelines: Any = None
