@@ -6,11 +6,13 @@ import importlib.metadata
 import os
 import platform
 import statistics
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["figure", "machine", "packages", "percentile", "rss_kib"]
+__all__ = ["figure", "machine", "packages", "percentile", "rss_kib", "source"]
 
 PACKAGES = (
     "modelwire", "modelwire-sse", "modelwire-jsonchunk", "modelwire-text", "openai", "anthropic",
@@ -94,3 +96,21 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return info
+
+
+def source() -> dict[str, Any]:
+    """The git commit measured, and which core files differed from it (editable installs)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return proc.stdout.rstrip() if proc.returncode == 0 else None
+
+    dirty = git("status", "--porcelain", "--", "core", "plugins", "manifests")
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted": [line[3:] for line in dirty.splitlines()] if dirty else [],
+    }

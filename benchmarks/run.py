@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_corpora import anthropic_corpus, ollama_corpus, openai_corpus  # noqa: E402
-from bench_util import figure, machine, packages, percentile  # noqa: E402
+from bench_util import figure, machine, packages, percentile, source  # noqa: E402
 
 SECTIONS = ("parse", "e2e", "overhead", "import", "memory")
 
@@ -458,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": durations,
         "machine": info,
+        "source": source(),
         "packages": packages(),
         "sizes": size,
         "figures": res.figures,

@@ -140,3 +140,50 @@ def test_error_rules(rules: list[dict[str, Any]], status: int, body: bytes, cls:
 
 def test_done_event_has_type() -> None:
     assert Done().to_dict() == {"type": "done"}
+
+
+# -- the generated rule functions agree with the plain loop ------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+KEYS = st.sampled_from([
+    "choices", "delta", "content", "tool_calls", "function", "name", "arguments", "index", "id",
+    "finish_reason", "usage", "prompt_tokens", "completion_tokens", "error", "message", "type",
+    "text", "content_block", "partial_json", "stop_reason", "candidates", "parts", "functionCall",
+    "args", "finishReason", "usageMetadata", "done", "done_reason", "eval_count", "code",
+])
+LEAVES = st.none() | st.booleans() | st.integers(-2, 5) | st.sampled_from(["", "x", "tool_use", "text_delta", "[DONE]", "stop"])
+PAYLOADS = st.recursive(LEAVES, lambda c: st.lists(c, max_size=3) | st.dictionaries(KEYS, c, max_size=5), max_leaves=30)
+EVENTS = st.sampled_from([None, "message", "message_start", "content_block_start", "content_block_delta", "message_delta", "message_stop", "error", "ping"])
+
+
+def _outcome(fn: Any, frame: Frame) -> Any:
+    try:
+        return ("ok", fn(frame))
+    except modelwire.ModelError as exc:
+        return ("error", type(exc).__name__, exc.code, exc.message)
+
+
+@pytest.mark.parametrize("manifest", ["openai", "anthropic", "gemini", "ollama", "openai-compatible"])
+@settings(max_examples=300, deadline=None)
+@given(frames=st.lists(st.tuples(PAYLOADS, EVENTS), min_size=1, max_size=6), as_text=st.booleans())
+def test_generated_rules_agree_with_the_loop(manifest: str, frames: list[Any], as_text: bool) -> None:
+    import json as _json
+
+    from modelwire._loader import load_manifests
+    from modelwire._planner import plan
+
+    catalog = _CATALOG.get(manifest) or _CATALOG.setdefault(manifest, load_manifests(f"builtin:{manifest}", env={}))
+    provider = next(iter(catalog.providers))
+    p = plan(catalog, f"{provider}/m", "generate")
+    rules = compile_rules(p.operator)
+    fast, slow = EventMapper(rules, CTX), EventMapper(rules, CTX)
+    for payload, event in frames:
+        data = _json.dumps(payload) if as_text else payload
+        frame = Frame(data, event)
+        assert _outcome(fast.feed, frame) == _outcome(slow.feed_reference, frame)
+        assert fast.stopped == slow.stopped
+
+
+_CATALOG: dict[str, Any] = {}

@@ -332,6 +332,16 @@ def _compile(node: dict[str, Any]) -> Fn:
     if kind == "comparator":
         lhs, rhs = _compile(children[0]), _compile(children[1])
         op = node["value"]
+        literal = next(
+            (c["value"] for c in children if c["type"] == "literal" and isinstance(c["value"], str)), None
+        )
+        if literal is not None and op in ("eq", "ne"):
+            # Against a string literal Python's == is exactly JMESPath's equality
+            # (no bool/number cross-cases), and much cheaper than _equals.
+            other = rhs if children[0]["type"] == "literal" and children[0]["value"] == literal else lhs
+            if op == "eq":
+                return lambda value: other(value) == literal
+            return lambda value: other(value) != literal
         if op == "eq":
             return lambda value: _equals(lhs(value), rhs(value))
         if op == "ne":

@@ -206,12 +206,7 @@ class RuntimeFactory:
         event loop that has ended and the teardown fails with a message
         saying so. Blocking tests should use :meth:`sync`.
         """
-        from modelwire import Runtime
-
-        env = {} if env is None else env
-        runtime = Runtime.from_manifests(
-            *self._paths(sources), env=env, plugins=self._plugins(plugins), **kwargs
-        )
+        runtime = self._build(sources, env, plugins, kwargs)
         self._runtimes.append(runtime)
         return runtime
 
@@ -227,13 +222,9 @@ class RuntimeFactory:
         It runs its own event loop in a portal thread, so any test can use
         it, and it is closed at teardown whatever the test did.
         """
-        from modelwire import Runtime, SyncRuntime
+        from modelwire import SyncRuntime
 
-        env = {} if env is None else env
-        runtime = Runtime.from_manifests(
-            *self._paths(sources), env=env, plugins=self._plugins(plugins), **kwargs
-        )
-        sync = SyncRuntime(runtime)
+        sync = SyncRuntime(self._build(sources, env, plugins, kwargs))
         self._sync.append(sync)
         return sync
 
@@ -263,6 +254,22 @@ class RuntimeFactory:
             )
 
     # -- helpers -----------------------------------------------------------------------------
+    def _build(
+        self,
+        sources: Sequence[str | os.PathLike[str] | Mapping[str, Any]],
+        env: Mapping[str, str] | None,
+        plugins: Plugins | Sequence[object] | None,
+        kwargs: dict[str, Any],
+    ) -> Runtime:
+        from modelwire import Runtime
+
+        return Runtime.from_manifests(
+            *self._paths(sources),
+            env={} if env is None else env,
+            plugins=self._plugins(plugins),
+            **kwargs,
+        )
+
     def _paths(
         self, sources: Sequence[str | os.PathLike[str] | Mapping[str, Any]]
     ) -> list[str | os.PathLike[str]]:

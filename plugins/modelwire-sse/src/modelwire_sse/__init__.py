@@ -198,6 +198,7 @@ class SSEParser:
         data line that made the event too big (or -1)."""
         frames: list[Frame] = []
         append = frames.append
+        new = tuple.__new__
         data = self._data
         size = self._data_size
         limit = self._max_event + 1
@@ -207,14 +208,10 @@ class SSEParser:
         for line in lines:
             if not line:
                 if data:
-                    append(
-                        Frame(
-                            b"\n".join(data).decode("utf-8", "replace"),
-                            event or "message",
-                            last_id,
-                            retry,
-                        )
-                    )
+                    # One data line is the common case: skip the join; build the
+                    # named tuple with tuple.__new__ (no Python-level __new__ call).
+                    raw = data[0] if len(data) == 1 else b"\n".join(data)
+                    append(new(Frame, (raw.decode("utf-8", "replace"), event or "message", last_id, retry)))
                     data = []
                     size = 0
                 event = ""
