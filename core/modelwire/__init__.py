@@ -37,6 +37,22 @@ from ._request import OutgoingRequest
 from ._version import __version__
 
 if _typing.TYPE_CHECKING:
+    from ._agentapp import (
+        AgentApp,
+        AgentAppConfig,
+        AgentRuntime,
+        AgentStartupError,
+        InMemorySessionStore,
+        MCPServerSpec,
+        ModelConfig,
+        ModelHandle,
+        ModelRegistry,
+        Msg,
+        SessionContext,
+        SessionStore,
+        get_agent_runtime,
+        load_agentapp_config,
+    )
     from ._fallback import Attempt, Decision, FallbackPolicy
     from ._limits import Admission, LimiterBackend, LocalLimiter
     from ._loader import Catalog, load_manifests
@@ -55,6 +71,7 @@ if _typing.TYPE_CHECKING:
     from ._plugins import Plugins, Registration, get_parser, get_plugins, set_plugins
     from ._resources import FileCache, ResourceKind, ResourceManager, ResourcePool, SharedPool
     from ._runtime import Response, Runtime, SyncRuntime, Totals
+    from ._server import create_asgi_app
     from ._tokenizers import Tokenizer, count_messages
     from ._toolloop import ToolLoopDone, ToolResult, ToolStarted
     from ._tools import (
@@ -77,6 +94,21 @@ if _typing.TYPE_CHECKING:
 # Heavier parts (cattrs, yaml, anyio, pluggy discovery, prometheus_client) load
 # on first use, so `import modelwire` stays cheap for plugin authors and CLIs.
 _LAZY = {
+    "AgentApp": "_agentapp",
+    "AgentAppConfig": "_agentapp",
+    "AgentRuntime": "_agentapp",
+    "AgentStartupError": "_agentapp",
+    "InMemorySessionStore": "_agentapp",
+    "MCPServerSpec": "_agentapp",
+    "ModelConfig": "_agentapp",
+    "ModelHandle": "_agentapp",
+    "ModelRegistry": "_agentapp",
+    "Msg": "_agentapp",
+    "SessionContext": "_agentapp",
+    "SessionStore": "_agentapp",
+    "get_agent_runtime": "_agentapp",
+    "load_agentapp_config": "_agentapp",
+    "create_asgi_app": "_server",
     "Attempt": "_fallback",
     "Decision": "_fallback",
     "FallbackPolicy": "_fallback",
@@ -148,7 +180,11 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Admission",
+    "AgentApp",
+    "AgentAppConfig",
     "AgentContext",
+    "AgentRuntime",
+    "AgentStartupError",
     "Attempt",
     "AuthError",
     "Branch",
@@ -164,15 +200,21 @@ __all__ = [
     "Finish",
     "Flow",
     "Frame",
+    "InMemorySessionStore",
     "InternalError",
     "InvalidRequestError",
     "LimitExceededError",
     "LimiterBackend",
     "LocalLimiter",
+    "MCPServerSpec",
     "ManifestError",
     "ManifestIssue",
     "Metrics",
+    "ModelConfig",
     "ModelError",
+    "ModelHandle",
+    "ModelRegistry",
+    "Msg",
     "NetworkError",
     "NotFoundError",
     "Orchestrator",
@@ -197,6 +239,8 @@ __all__ = [
     "Response",
     "RetryPolicy",
     "Runtime",
+    "SessionContext",
+    "SessionStore",
     "SharedPool",
     "Step",
     "StepResult",
@@ -220,10 +264,13 @@ __all__ = [
     "__version__",
     "call_tool",
     "count_messages",
+    "create_asgi_app",
     "error_class",
+    "get_agent_runtime",
     "get_parser",
     "get_plugins",
     "hookimpl",
+    "load_agentapp_config",
     "load_manifests",
     "load_pipelines",
     "load_tools",

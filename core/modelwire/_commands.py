@@ -116,6 +116,10 @@ def add_commands(sub: Any) -> None:
 
     add_plugin_command(sub)
 
+    from ._server import add_run_command
+
+    add_run_command(sub)
+
     try:
         from ._demo import add_demo
     except ImportError:  # pragma: no cover - demo ships with the testing server
