@@ -118,6 +118,41 @@ def tokenizer_name(tokenizer: Any, spec: Model) -> str:
     return str(getattr(tokenizer, "name", None) or spec.tokenizer or "approx")
 
 
+class _Tally:
+    """What one exchange's events add up to: usage reported so far (last value
+    wins per field) and the produced text, to estimate usage when none came."""
+
+    __slots__ = ("cached", "input_tokens", "output_tokens", "produced")
+
+    def __init__(self) -> None:
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.cached: int | None = None
+        self.produced: list[str] = []  # text and tool arguments
+
+    def take(self, events: list[Event]) -> list[Event]:
+        """The events to pass on: Usage is merged here (sent once, at the end), Done dropped."""
+        out: list[Event] = []
+        for ev in events:
+            if isinstance(ev, TextDelta):
+                self.produced.append(ev.text)
+            elif isinstance(ev, Usage):
+                if ev.input_tokens is not None:
+                    self.input_tokens = ev.input_tokens
+                if ev.output_tokens is not None:
+                    self.output_tokens = ev.output_tokens
+                if ev.cached_input_tokens is not None:
+                    self.cached = ev.cached_input_tokens
+                continue
+            elif isinstance(ev, ToolCallDelta):
+                if ev.arguments:
+                    self.produced.append(ev.arguments)
+            elif isinstance(ev, Done):
+                continue
+            out.append(ev)
+        return out
+
+
 class _Compiled:
     """An operator's expressions and rules, compiled once per runtime."""
 
@@ -696,10 +731,7 @@ class Runtime:
                 )
                 parser = self.plugins.get_parser(name, **plan_.operator.parser_options)
                 mapper = EventMapper(compiled.rules, context)
-                usage_in: int | None = None
-                usage_out: int | None = None
-                usage_cached: int | None = None
-                produced: list[str] = []  # text and tool arguments, to estimate usage
+                tally = _Tally()
                 received = 0
                 drained = 0
                 async with aclosing(resp.aiter_bytes()) as chunks:  # type: ignore[type-var]
@@ -714,38 +746,16 @@ class Runtime:
                             continue
                         received += len(chunk)
                         for frame in parser.feed(chunk):
-                            for ev in mapper.feed(frame):
-                                kind = type(ev)
-                                if kind is TextDelta:
-                                    produced.append(ev.text)  # type: ignore[attr-defined]
-                                elif kind is Usage:
-                                    usage_in = ev.input_tokens if ev.input_tokens is not None else usage_in  # type: ignore[attr-defined]
-                                    usage_out = ev.output_tokens if ev.output_tokens is not None else usage_out  # type: ignore[attr-defined]
-                                    usage_cached = ev.cached_input_tokens if ev.cached_input_tokens is not None else usage_cached  # type: ignore[attr-defined]
-                                    continue
-                                elif kind is ToolCallDelta and ev.arguments:  # type: ignore[attr-defined]
-                                    produced.append(ev.arguments)  # type: ignore[attr-defined]
-                                if kind is not Done:
-                                    yield ev
+                            for ev in tally.take(mapper.feed(frame)):
+                                yield ev
                             if mapper.stopped:
                                 break
                         if deadline is not None and anyio.current_time() > deadline:
                             raise RequestTimeout(f"total timeout of {t.total}s expired", code="TOTAL_TIMEOUT", **context)
                 if not mapper.stopped:
                     for frame in parser.close():
-                        for ev in mapper.feed(frame):
-                            kind = type(ev)
-                            if kind is TextDelta:
-                                produced.append(ev.text)  # type: ignore[attr-defined]
-                            elif kind is Usage:
-                                usage_in = ev.input_tokens if ev.input_tokens is not None else usage_in  # type: ignore[attr-defined]
-                                usage_out = ev.output_tokens if ev.output_tokens is not None else usage_out  # type: ignore[attr-defined]
-                                usage_cached = ev.cached_input_tokens if ev.cached_input_tokens is not None else usage_cached  # type: ignore[attr-defined]
-                                continue
-                            elif kind is ToolCallDelta and ev.arguments:  # type: ignore[attr-defined]
-                                produced.append(ev.arguments)  # type: ignore[attr-defined]
-                            if kind is not Done:
-                                yield ev
+                        for ev in tally.take(mapper.feed(frame)):
+                            yield ev
                         if mapper.stopped:
                             break
                 if mapper.has_end_marker and not mapper.stopped:
@@ -754,10 +764,11 @@ class Runtime:
                         f"the stream ended before its end marker (after {what}); the answer is incomplete",
                         code="STREAM_TRUNCATED", **context,
                     )
+                usage_in, usage_out, usage_cached = tally.input_tokens, tally.output_tokens, tally.cached
                 estimated = False
                 if usage_in is None and usage_out is None and tokenizer is not None:
                     # No provider-reported usage: count, and say so.
-                    usage_in, usage_out, estimated = prompt_tokens, tokenizer.count("".join(produced)), True
+                    usage_in, usage_out, estimated = prompt_tokens, tokenizer.count("".join(tally.produced)), True
                 if usage_in is not None or usage_out is not None:
                     usage = Usage(
                         usage_in, usage_out, self._cost(plan_, usage_in, usage_out, usage_cached),
