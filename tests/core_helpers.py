@@ -81,3 +81,23 @@ def git(*args: str, cwd: Path | None = None) -> str:
         ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True, timeout=60
     )
     return proc.stdout.strip()
+
+
+#: The four bundled wire formats as tests drive them:
+#: (format, model, base-URL variable, API-key variable or None).
+PROVIDERS = [
+    ("openai", "gpt-4.1-mini", "OPENAI_BASE_URL", "OPENAI_API_KEY"),
+    ("anthropic", "claude-haiku-4-5", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"),
+    ("gemini", "gemini-2.5-flash", "GEMINI_BASE_URL", "GEMINI_API_KEY"),
+    ("ollama", "llama3.2", "OLLAMA_BASE_URL", None),
+]
+
+
+def provider_env(server: object) -> dict[str, str]:
+    """Base URLs pointing every bundled provider at a ReplayServer, and one key each."""
+    out: dict[str, str] = {}
+    for fmt, _model, base_var, key_var in PROVIDERS:
+        out[base_var] = server.url_for(fmt)  # type: ignore[attr-defined]
+        if key_var:
+            out[key_var] = f"key-for-{fmt}"
+    return out

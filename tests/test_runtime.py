@@ -13,15 +13,10 @@ import modelwire
 from modelwire import Done, Finish, TextDelta, ToolCallDelta, Usage
 from modelwire.testing import ReplayServer, Script, StreamError, ToolCall
 
+from core_helpers import PROVIDERS, provider_env
+
 pytestmark = pytest.mark.anyio
 
-# (format, manifest, model, base-URL variable, key variable)
-PROVIDERS = [
-    ("openai", "gpt-4.1-mini", "OPENAI_BASE_URL", "OPENAI_API_KEY"),
-    ("anthropic", "claude-haiku-4-5", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"),
-    ("gemini", "gemini-2.5-flash", "GEMINI_BASE_URL", "GEMINI_API_KEY"),
-    ("ollama", "llama3.2", "OLLAMA_BASE_URL", None),
-]
 IDS = [p[0] for p in PROVIDERS]
 EMBED_MODELS = {"openai": "text-embedding-3-small", "gemini": "gemini-embedding-001", "ollama": "nomic-embed-text"}
 TOOLS = [{"name": "get_weather", "description": "w", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
@@ -41,12 +36,7 @@ def server() -> Iterator[ReplayServer]:
 @pytest.fixture
 def env(server: ReplayServer) -> dict[str, str]:
     server.reset()
-    out = {}
-    for fmt, _model, base_var, key_var in PROVIDERS:
-        out[base_var] = server.url_for(fmt)
-        if key_var:
-            out[key_var] = f"key-for-{fmt}"
-    return out
+    return provider_env(server)
 
 
 def make_runtime(env: dict[str, str]) -> modelwire.Runtime:

@@ -33,6 +33,8 @@ from modelwire import (
 )
 from modelwire.testing import ReplayServer, Script, ToolCall
 
+from core_helpers import PROVIDERS, provider_env
+
 pytestmark = [
     pytest.mark.anyio,
     # A stream abandoned mid-way leaves httpcore's innermost body generator to
@@ -45,12 +47,6 @@ pytestmark = [
 ]
 
 # (format, model, base-URL variable, key variable)
-PROVIDERS = [
-    ("openai", "gpt-4.1-mini", "OPENAI_BASE_URL", "OPENAI_API_KEY"),
-    ("anthropic", "claude-haiku-4-5", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"),
-    ("gemini", "gemini-2.5-flash", "GEMINI_BASE_URL", "GEMINI_API_KEY"),
-    ("ollama", "llama3.2", "OLLAMA_BASE_URL", None),
-]
 FORMATS = [(p[0], p[1]) for p in PROVIDERS]
 IDS = [p[0] for p in PROVIDERS]
 
@@ -69,12 +65,7 @@ def server() -> Iterator[ReplayServer]:
 @pytest.fixture
 def env(server: ReplayServer) -> dict[str, str]:
     server.reset()
-    out = {}
-    for fmt, _model, base_var, key_var in PROVIDERS:
-        out[base_var] = server.url_for(fmt)
-        if key_var:
-            out[key_var] = f"key-for-{fmt}"
-    return out
+    return provider_env(server)
 
 
 def runtime(env: dict[str, str]) -> modelwire.Runtime:
