@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from decimal import Decimal
 from functools import partial
@@ -467,7 +467,7 @@ class Runtime:
         plan_ = plan(self.catalog, chain[0], "embed", ["embed"])
         request = build_request(plan_, input=inputs, stream=False)
         vectors: dict[int, list[float]] = {}
-        async with aclosing(self._send(plan_, request, None, 0, None)) as events:
+        async with aclosing(self._send(plan_, request, None, None, None)) as events:
             async for ev in events:
                 if type(ev) is Embedding:
                     vectors[ev.index] = ev.vector
@@ -541,12 +541,19 @@ class Runtime:
 
         spec, context = plan_.spec, plan_.context()
         tokenizer = self._tokenizer(spec)
-        prompt_tokens = count_messages(tokenizer, msgs, tools)
+        counted: list[int] = []
+
+        def prompt_tokens() -> int:
+            # Counted once, and only when a limit or a usage estimate needs it.
+            if not counted:
+                counted.append(count_messages(tokenizer, msgs, tools))
+            return counted[0]
+
         limits = spec.limits
         reply_budget = request.get("max_tokens") or limits.max_tokens or 0
-        if limits.context_window is not None and prompt_tokens + (request.get("max_tokens") or 0) > limits.context_window:
+        if limits.context_window is not None and prompt_tokens() + (request.get("max_tokens") or 0) > limits.context_window:
             raise LimitExceededError(
-                f"prompt of ~{prompt_tokens} tokens (by {tokenizer_name(tokenizer, spec)}) plus max_tokens "
+                f"prompt of ~{prompt_tokens()} tokens (by {tokenizer_name(tokenizer, spec)}) plus max_tokens "
                 f"{request.get('max_tokens') or 0} exceeds the context window of {limits.context_window}",
                 code="CONTEXT_WINDOW_EXCEEDED", **context,
             )
@@ -555,7 +562,8 @@ class Runtime:
         if limits.rpm is not None or limits.tpm is not None:
             backend = self._limiter()
             admit = LimitSpec(f"{plan_.provider_name}/{plan_.model_id}", limits.rpm, limits.tpm, limits.mode, limits.wait_timeout)
-            ticket = await acquire(backend, admit, prompt_tokens + min(reply_budget, limits.tpm or reply_budget), context)
+            tokens = prompt_tokens() + min(reply_budget, limits.tpm or reply_budget) if limits.tpm is not None else 0
+            ticket = await acquire(backend, admit, tokens, context)
         sem = self._semaphore(plan_)
         if sem is not None:
             if limits.mode == "wait":
@@ -681,7 +689,7 @@ class Runtime:
         plan_: Plan,
         request: dict[str, Any],
         extra: Mapping[str, Any] | None,
-        prompt_tokens: int,
+        prompt_tokens: Callable[[], int] | None,
         tokenizer: Any,
     ) -> AsyncGenerator[Event, None]:
         import httpx
@@ -766,9 +774,9 @@ class Runtime:
                     )
                 usage_in, usage_out, usage_cached = tally.input_tokens, tally.output_tokens, tally.cached
                 estimated = False
-                if usage_in is None and usage_out is None and tokenizer is not None:
+                if usage_in is None and usage_out is None and tokenizer is not None and prompt_tokens is not None:
                     # No provider-reported usage: count, and say so.
-                    usage_in, usage_out, estimated = prompt_tokens, tokenizer.count("".join(tally.produced)), True
+                    usage_in, usage_out, estimated = prompt_tokens(), tokenizer.count("".join(tally.produced)), True
                 if usage_in is not None or usage_out is not None:
                     usage = Usage(
                         usage_in, usage_out, self._cost(plan_, usage_in, usage_out, usage_cached),
