@@ -36,7 +36,7 @@ _MODELS = {"openai": "gpt-4.1", "anthropic": "claude-sonnet-4-5", "ollama": "lla
 
 
 def modelwire_runner(fmt: str) -> Runner:
-    """The per-chunk loop of ``modelwire._runtime.Runtime._send``, without the socket.
+    """The per-chunk loop of ``modelwire._runtime.client.Runtime._send``, without the socket.
 
     Built as ``_send`` builds it: the operator planned from the bundled
     manifests, its rules compiled once (per runtime), then per stream a fresh
@@ -44,8 +44,8 @@ def modelwire_runner(fmt: str) -> Runner:
     """
     import modelwire
     from modelwire._events import Done, TextDelta, ToolCallDelta, Usage
-    from modelwire._mapping import EventMapper, compile_rules
-    from modelwire._planner import plan
+    from modelwire._runtime.mapping import EventMapper, compile_rules
+    from modelwire._runtime.planning import plan
 
     catalog = modelwire.load_manifests("builtin:*", env={})
     plan_ = plan(catalog, _MODELS[fmt], "generate")

@@ -16,17 +16,9 @@ from typing import Any
 import pytest
 
 import modelwire
-from modelwire import (
-    AgentApp,
-    AgentRuntime,
-    AgentStartupError,
-    InMemorySessionStore,
-    ManifestError,
-    Msg,
-    SessionContext,
-    Tool,
-    load_agentapp_config,
-)
+from modelwire import ManifestError
+from modelwire.agent import AgentApp, AgentRuntime, AgentStartupError, InMemorySessionStore, Msg, SessionContext, load_agentapp_config
+from modelwire.tools import Tool
 from modelwire.testing import ReplayServer, Script
 
 pytestmark = pytest.mark.anyio
@@ -50,7 +42,7 @@ def _fresh(server: ReplayServer) -> None:
 
 
 APP_MODULE = '''
-from modelwire import AgentApp, Msg
+from modelwire.agent import AgentApp, Msg
 
 EVENTS = []
 
@@ -283,7 +275,7 @@ class StubMCP:
 
         fn.__name__ = f"{name}_double"
         fn.__doc__ = "Double x.\n\nArgs:\n    x: a number."
-        return [modelwire.tool(fn)]
+        return [modelwire.tools.tool(fn)]
 
     async def aclose(self) -> None:
         self.log.append(f"close {self.config.name}")
@@ -309,9 +301,9 @@ async def test_lifecycle_order_mcp_tools_and_accessor(tmp_path: Path, server: Re
     with pytest.raises(modelwire.InternalError, match="not started"):
         agent.models  # noqa: B018
     with pytest.raises(modelwire.InternalError, match="no agent runtime is running"):
-        modelwire.get_agent_runtime()
+        modelwire.agent.get_agent_runtime()
     async with agent:
-        assert modelwire.get_agent_runtime() is agent
+        assert modelwire.agent.get_agent_runtime() is agent
         assert log == ["connect first", "connect second"]
         assert agent.tools.names() == ["first_double", "second_double"]
         assert await agent.tools.call("second_double", {"x": 4}) == {"result": 8}
@@ -321,7 +313,7 @@ async def test_lifecycle_order_mcp_tools_and_accessor(tmp_path: Path, server: Re
     assert events == ["on_startup", "on_shutdown"]
     assert log == ["connect first", "connect second", "close second", "close first"]
     with pytest.raises(modelwire.InternalError):
-        modelwire.get_agent_runtime()
+        modelwire.agent.get_agent_runtime()
     assert not agent.started
 
 
@@ -363,11 +355,11 @@ async def test_a_failing_step_is_named_and_started_parts_shut_down(
     if step == "on_startup":  # on_startup failed: on_shutdown is not called
         assert sys.modules["echo_app"].EVENTS == []
     with pytest.raises(modelwire.InternalError):
-        modelwire.get_agent_runtime()
+        modelwire.agent.get_agent_runtime()
 
 
 async def test_mcp_without_the_mcp_module_or_factory(tmp_path: Path, server: ReplayServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "modelwire._mcp", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "modelwire.tools._mcp", None)  # as if not installed
     monkeypatch.delattr(modelwire, "_mcp", raising=False)
     cfg = write_project(tmp_path, basic_config(server, MCP_SERVERS))
     with pytest.raises(AgentStartupError, match="'connect MCP clients': MCP support is not available"):

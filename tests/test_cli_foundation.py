@@ -16,8 +16,8 @@ import attrs
 import pytest
 
 import modelwire
-from modelwire._loader import builtin_names
-from modelwire._manifest import Model
+from modelwire._manifest.loader import builtin_names
+from modelwire._manifest.model import Model
 
 from core_helpers import BROKEN, CLASH, CLEAN_PLUGINS, PARSER_DISTS, ROOT, UPPER
 

@@ -455,7 +455,7 @@ def run_yaml(block: Block, cwd: Path, env: dict[str, str]) -> None:
     import attrs
 
     import modelwire
-    from modelwire._manifest import Manifest, Provider
+    from modelwire._manifest.model import Manifest, Provider
 
     doc = yaml.safe_load(block.code)
     assert isinstance(doc, dict), f"{block.id}: a YAML example should be a mapping"
@@ -768,7 +768,7 @@ def _command_md(
 
 
 def cli_reference() -> str:
-    from modelwire._cli import build_parser
+    from modelwire._cli.main import build_parser
 
     return "\n".join(_command_md("modelwire", build_parser(), None, 2)).rstrip() + "\n"
 

@@ -14,7 +14,7 @@ from typing import Any, Literal, Union
 
 import attrs
 
-from modelwire._manifest import Manifest
+from modelwire._manifest.model import Manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_MD = ROOT / "docs" / "manifest.md"

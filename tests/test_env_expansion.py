@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelwire import load_manifests
-from modelwire._loader import parse_manifest
-from modelwire._yaml import Located, expand_env
+from modelwire._manifest.loader import parse_manifest
+from modelwire._manifest.yaml import Located, expand_env
 
 from strategies import env_values, templates, var_names
 

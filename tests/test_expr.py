@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelwire._expr import compile_expr, is_true
+from modelwire._manifest.expr import compile_expr, is_true
 
 EXPRESSIONS = [
     "a",

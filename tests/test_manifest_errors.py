@@ -22,8 +22,8 @@ from modelwire import (
     Plugins,
     load_manifests,
 )
-from modelwire._loader import check_plugin_names, converter, parse_manifest, plugin_name_errors
-from modelwire._manifest import (
+from modelwire._manifest.loader import check_plugin_names, converter, parse_manifest, plugin_name_errors
+from modelwire._manifest.model import (
     Auth,
     ErrorRule,
     EventRule,

@@ -12,9 +12,9 @@ import jsonschema
 import pytest
 import yaml
 
-from modelwire._loader import builtin_names, parse_manifest
-from modelwire._manifest import Manifest
-from modelwire._schema import manifest_schema
+from modelwire._manifest.loader import builtin_names, parse_manifest
+from modelwire._manifest.model import Manifest
+from modelwire._manifest.schema import manifest_schema
 
 from core_helpers import ROOT
 

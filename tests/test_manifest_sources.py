@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelwire import ManifestError, NotFoundError, load_manifests
-from modelwire._loader import _split_git, builtin_names, load_source
+from modelwire._manifest.loader import _split_git, builtin_names, load_source
 
 from core_helpers import git
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 import modelwire
-from modelwire import NetworkError, ToolError, ToolRegistry, ToolResult, call_tool
-from modelwire._mcp import MCPClient, MCPServerConfig, input_ports, tool_name
+from modelwire import NetworkError
+from modelwire.tools import ToolError, ToolRegistry, ToolResult, call_tool, run_tools
+from modelwire.tools._mcp import MCPClient, MCPServerConfig, input_ports, tool_name
 from modelwire.testing import ReplayServer, Script, ToolCall
 
 pytestmark = [
@@ -160,7 +161,7 @@ async def test_run_tools_calls_an_mcp_tool(config: MCPServerConfig) -> None:
             tools = await client.list_tools(prefix=True)
             async with (
                 modelwire.Runtime.from_manifests("builtin:openai", env=env, policy="raise") as rt,
-                aclosing(rt.run_tools("gpt-4.1-mini", "Weather in Paris?", tools=tools)) as events,
+                aclosing(run_tools(rt, "gpt-4.1-mini", "Weather in Paris?", tools=tools)) as events,
             ):
                 seen = [ev async for ev in events]
         results = [e for e in seen if isinstance(e, ToolResult)]

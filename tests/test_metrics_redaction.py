@@ -109,7 +109,7 @@ def test_planted_key_never_leaks(server: ReplayServer, caplog: pytest.LogCapture
 
 
 def _plan(rt: modelwire.Runtime) -> tuple[Any, dict[str, Any]]:
-    from modelwire._planner import build_request, normalize_messages, plan
+    from modelwire._runtime.planning import build_request, normalize_messages, plan
 
     p = plan(rt.catalog, "gpt-4.1-mini", "generate")
     return p, build_request(p, messages=normalize_messages("hi", None, None))

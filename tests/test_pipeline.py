@@ -19,9 +19,9 @@ import anyio
 import pytest
 
 from modelwire._errors import InvalidRequestError, ManifestError, NotFoundError
-from modelwire._iocheck import schema_problems
-from modelwire._orchestrator import Orchestrator, PipelineResult
-from modelwire._pipeline import (
+from modelwire.pipelines._iocheck import schema_problems
+from modelwire.pipelines._orchestrator import Orchestrator, PipelineResult
+from modelwire.pipelines._model import (
     Branch,
     FallbackTool,
     Flow,
@@ -34,8 +34,8 @@ from modelwire._pipeline import (
     parse_pipelines,
     read_pipelines,
 )
-from modelwire._resources import ResourceManager, ResourcePool
-from modelwire._tools import (
+from modelwire.tools._resources import ResourceManager, ResourcePool
+from modelwire.tools._core import (
     AgentContext,
     Port,
     ResourceSpec,

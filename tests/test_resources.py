@@ -22,24 +22,9 @@ import anyio
 import httpx
 import pytest
 
-from modelwire import (
-    FileCache,
-    ManifestError,
-    NotFoundError,
-    ResourceManager,
-    ResourcePool,
-    ResourceSpec,
-    SharedPool,
-    ToolBuilder,
-    ToolContext,
-    ToolError,
-    ToolManifest,
-    ToolRegistry,
-    ToolTimeout,
-    call_tool,
-    tool,
-)
-from modelwire._resources import SqlitePool
+from modelwire import ManifestError, NotFoundError
+from modelwire.tools import FileCache, ResourceManager, ResourcePool, ResourceSpec, SharedPool, ToolBuilder, ToolContext, ToolError, ToolManifest, ToolRegistry, ToolTimeout, call_tool, tool
+from modelwire.tools._resources import SqlitePool
 
 pytestmark = pytest.mark.anyio
 

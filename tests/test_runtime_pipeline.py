@@ -8,23 +8,23 @@ import pytest
 import modelwire
 
 
-@modelwire.tool
+@modelwire.tools.tool
 def double(x: int) -> int:
     """Twice x."""
     return 2 * x
 
 
-@modelwire.tool
+@modelwire.tools.tool
 def add_one(result: int) -> int:
     """result + 1."""
     return result + 1
 
 
 def make_runtime() -> modelwire.Runtime:
-    registry = modelwire.ToolRegistry([double, add_one])
+    registry = modelwire.tools.ToolRegistry([double, add_one])
     rt = modelwire.Runtime.from_manifests("builtin:openai", env={}, tools=registry)
     flow = (
-        modelwire.Flow("twice_plus_one", inputs={"x": {"type": "integer"}})
+        modelwire.pipelines.Flow("twice_plus_one", inputs={"x": {"type": "integer"}})
         .add_tool_node("a", "double", inputs={"x": "input.x"})
         .add_tool_node("b", "add_one", inputs={"result": "a.result"})
         .connect("a", "b")

@@ -20,7 +20,7 @@ import pytest
 
 import modelwire
 from modelwire import Frame, InvalidRequestError, ParseError
-from modelwire._scaffold import KINDS, PluginNames, new_plugin, plugin_names, render
+from modelwire._cli.scaffold import KINDS, PluginNames, new_plugin, plugin_names, render
 from modelwire.pytest_plugin import ChunkingFeeder, PluginsFactory
 
 from core_helpers import ROOT

@@ -24,7 +24,7 @@ import anyio
 import httpx
 import pytest
 
-from modelwire import AgentApp, AgentRuntime, Msg, SessionContext, create_asgi_app
+from modelwire.agent import AgentApp, AgentRuntime, Msg, SessionContext, create_asgi_app
 from modelwire.testing import ReplayServer, Script
 
 from core_helpers import CLEAN_PLUGINS, modelwire_script
@@ -305,7 +305,7 @@ def test_invoke_overhead_over_the_runtime(model: ReplayServer, tmp_path: Path, c
 
 APP_MODULE = '''
 import anyio
-from modelwire import AgentApp, Msg, get_agent_runtime
+from modelwire.agent import AgentApp, Msg, get_agent_runtime
 
 class App(AgentApp):
     async def __call__(self, msg, ctx):
@@ -402,7 +402,7 @@ class ClockStub:
             """The current time, ISO 8601."""
             return "2026-01-01T12:00:00+00:00"
 
-        return [modelwire.tool(current_time)]
+        return [modelwire.tools.tool(current_time)]
 
     async def aclose(self) -> None:
         pass
@@ -450,8 +450,8 @@ def test_example_as_the_readme_runs_it() -> None:
     import importlib.util
     import sys
 
-    if importlib.util.find_spec("modelwire._mcp") is None:
-        pytest.skip("modelwire._mcp (the MCP client) is not in this tree yet")
+    if importlib.util.find_spec("modelwire.tools._mcp") is None:
+        pytest.skip("modelwire.tools._mcp (the MCP client) is not in this tree yet")
     model_port, mcp_port, port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELWIRE_")}
     env.update({

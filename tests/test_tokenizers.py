@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import modelwire
 from modelwire import InvalidRequestError, Plugins, ToolCall
 from modelwire import _tokenizers as tokenizers_module
-from modelwire._tokenizers import (
+from modelwire._plugins.tokenizers import (
     APPROX,
     FUNC_END,
     FUNC_INIT,

@@ -1,4 +1,4 @@
-"""The model tool-calling loop (Runtime.run_tools) end to end over loopback.
+"""The model tool-calling loop (modelwire.tools.run_tools) end to end over loopback.
 
 Each provider's wire format is replayed by modelwire.testing: step 1 asks
 for two tools at once, step 2 answers; the second request must carry the
@@ -18,19 +18,8 @@ import anyio
 import pytest
 
 import modelwire
-from modelwire import (
-    AgentContext,
-    Event,
-    Port,
-    TextDelta,
-    Tool,
-    ToolError,
-    ToolLoopDone,
-    ToolManifest,
-    ToolRegistry,
-    ToolResult,
-    ToolStarted,
-)
+from modelwire import Event, TextDelta
+from modelwire.tools import AgentContext, Port, Tool, ToolError, ToolLoopDone, ToolManifest, ToolRegistry, ToolResult, ToolStarted, run_tools, run_tools_sync
 from modelwire.testing import ReplayServer, Script, ToolCall
 
 from core_helpers import PROVIDERS, provider_env
@@ -183,7 +172,7 @@ async def test_parallel_calls_then_answer(server: ReplayServer, env: dict[str, s
         Script(text=("Sunny in Paris, ", "noon in Rome.")),
     )
     async with runtime(env) as rt:
-        events = await collect(rt.run_tools(model, "Weather in Paris, time in Rome?", tools=tools))
+        events = await collect(run_tools(rt, model, "Weather in Paris, time in Rome?", tools=tools))
 
     # Both started before either finished (trio starts tasks in any order).
     assert sorted(log[:2]) == ["start time", "start weather"] and sorted(log[2:]) == ["end time", "end weather"]
@@ -244,7 +233,7 @@ async def test_unknown_tool_is_fed_back(server: ReplayServer, env: dict[str, str
         Script(text="Rain in Oslo."),
     )
     async with runtime(env) as rt:
-        events = await collect(rt.run_tools("gpt-4.1-mini", "Oslo?", tools=[echo_tool(seen)]))
+        events = await collect(run_tools(rt, "gpt-4.1-mini", "Oslo?", tools=[echo_tool(seen)]))
     results = [e for e in events if isinstance(e, ToolResult)]
     assert [(r.name, r.code) for r in results] == [("get_wether", "TOOL_NOT_FOUND"), ("get_weather", None)]
     assert results[0].error is not None and "get_weather" in results[0].error  # names the tools it has
@@ -263,7 +252,7 @@ async def test_arguments_not_json_are_fed_back(server: ReplayServer, env: dict[s
         Script(text="Sorry."),
     )
     async with runtime(env) as rt:
-        events = await collect(rt.run_tools(model, "Paris?", tools=[echo_tool(seen)]))
+        events = await collect(run_tools(rt, model, "Paris?", tools=[echo_tool(seen)]))
     (result,) = [e for e in events if isinstance(e, ToolResult)]
     assert result.code == "TOOL_BAD_ARGUMENTS" and result.output is None
     assert seen == []
@@ -279,7 +268,7 @@ async def test_arguments_breaking_the_input_schema_are_fed_back(server: ReplaySe
         Script(text="ok"),
     )
     async with runtime(env) as rt:
-        events = await collect(rt.run_tools("claude-haiku-4-5", "?", tools=[echo_tool()]))
+        events = await collect(run_tools(rt, "claude-haiku-4-5", "?", tools=[echo_tool()]))
     results = [e for e in events if isinstance(e, ToolResult)]
     assert [r.code for r in results] == ["TOOL_BAD_INPUT", "TOOL_BAD_INPUT"]
     assert results[0].error is not None and "'city'" in results[0].error and "string" in results[0].error
@@ -292,14 +281,14 @@ async def test_raise_mode_raises_a_tool_error_before_running_anything(server: Re
     server.push(Script(text="", tool_calls=[ToolCall("c1", "get_weather", '{"city": "Oslo"}'), ToolCall("c2", "nope", "{}")]))
     async with runtime(env) as rt:
         with pytest.raises(ToolError) as info:
-            await collect(rt.run_tools("gemini-2.5-flash", "?", tools=[echo_tool(seen)], on_tool_error="raise"))
+            await collect(run_tools(rt, "gemini-2.5-flash", "?", tools=[echo_tool(seen)], on_tool_error="raise"))
     assert info.value.code == "TOOL_NOT_FOUND" and info.value.tool == "nope"  # type: ignore[attr-defined]
     assert seen == [] and len(server.requests) == 1
 
     server.push(Script(text="", tool_calls=[ToolCall("c1", "get_weather", "{oops")]))
     async with runtime(env) as rt:
         with pytest.raises(ToolError) as info:
-            await collect(rt.run_tools("llama3.2", "?", tools=[echo_tool(seen)], on_tool_error="raise"))
+            await collect(run_tools(rt, "llama3.2", "?", tools=[echo_tool(seen)], on_tool_error="raise"))
     assert info.value.code == "TOOL_BAD_ARGUMENTS"
 
 
@@ -313,7 +302,7 @@ async def test_tool_exception_fed_back_or_raised(server: ReplayServer, env: dict
     tools = [city_tool("get_weather", "forecast", explode)]
     server.push(Script(text="", tool_calls=[ToolCall("c1", "get_weather", '{"city": "Lima"}')]), Script(text="Sorry."))
     async with runtime(env) as rt:
-        events = await collect(rt.run_tools("gpt-4.1-mini", "Lima?", tools=tools))
+        events = await collect(run_tools(rt, "gpt-4.1-mini", "Lima?", tools=tools))
     (result,) = [e for e in events if isinstance(e, ToolResult)]
     assert result.code == "TOOL_FAILED"
     assert fed_back(server) == [{"error": "tool 'get_weather' failed: ValueError: no data for Lima"}]
@@ -321,7 +310,7 @@ async def test_tool_exception_fed_back_or_raised(server: ReplayServer, env: dict
     server.push(Script(text="", tool_calls=[ToolCall("c1", "get_weather", '{"city": "Lima"}')]))
     async with runtime(env) as rt:
         with pytest.raises(ToolError) as info:
-            await collect(rt.run_tools("gpt-4.1-mini", "Lima?", tools=tools, on_tool_error="raise"))
+            await collect(run_tools(rt, "gpt-4.1-mini", "Lima?", tools=tools, on_tool_error="raise"))
     assert info.value.code == "TOOL_FAILED" and isinstance(info.value.__cause__, ValueError)
 
 
@@ -331,7 +320,7 @@ async def test_bad_output_is_fed_back(server: ReplayServer, env: dict[str, str])
 
     server.push(Script(text="", tool_calls=[ToolCall("c1", "get_weather", '{"city": "Bern"}')]), Script(text="?"))
     async with runtime(env) as rt:
-        events = await collect(rt.run_tools("gpt-4.1-mini", "?", tools=[city_tool("get_weather", "forecast", wrong)]))
+        events = await collect(run_tools(rt, "gpt-4.1-mini", "?", tools=[city_tool("get_weather", "forecast", wrong)]))
     (result,) = [e for e in events if isinstance(e, ToolResult)]
     assert result.code == "TOOL_BAD_OUTPUT" and result.error is not None and "'forecast'" in result.error
 
@@ -356,7 +345,7 @@ async def test_hanging_tool_times_out_and_is_cancelled(server: ReplayServer, env
         Script(text="done"),
     )
     async with runtime(env) as rt:
-        events = await collect(rt.run_tools("gpt-4.1-mini", "?", tools=tools, tool_timeout={"slow": 0.05}))
+        events = await collect(run_tools(rt, "gpt-4.1-mini", "?", tools=tools, tool_timeout={"slow": 0.05}))
     results = [e for e in events if isinstance(e, ToolResult)]
     assert [(r.name, r.code) for r in results] == [("slow", "TOOL_TIMEOUT"), ("fast", None)]
     assert cancelled == ["A"]
@@ -384,7 +373,7 @@ async def test_raise_mode_cancels_the_other_running_tools(server: ReplayServer, 
     server.push(Script(text="", tool_calls=[ToolCall("c1", "slow", '{"city": "A"}'), ToolCall("c2", "bad", '{"city": "B"}')]))
     async with runtime(env) as rt:
         with pytest.raises(ToolError) as info:
-            await collect(rt.run_tools("gpt-4.1-mini", "?", tools=tools, on_tool_error="raise"))
+            await collect(run_tools(rt, "gpt-4.1-mini", "?", tools=tools, on_tool_error="raise"))
     assert info.value.code == "TOOL_FAILED" and info.value.tool == "bad"  # type: ignore[attr-defined]
     assert cancelled == ["A"]
 
@@ -399,7 +388,7 @@ async def test_max_steps_raises_without_running_the_last_calls(server: ReplaySer
     async with runtime(env) as rt:
         events: list[Event] = []
         with pytest.raises(modelwire.LimitExceededError) as info:
-            async with aclosing(rt.run_tools("claude-haiku-4-5", "?", tools=[echo_tool(seen)], max_steps=2)) as stream:
+            async with aclosing(run_tools(rt, "claude-haiku-4-5", "?", tools=[echo_tool(seen)], max_steps=2)) as stream:
                 async for ev in stream:
                     events.append(ev)
     err = info.value
@@ -422,7 +411,7 @@ async def test_bad_loop_arguments(env: dict[str, str]) -> None:
         for kwargs, code in cases:
             args: dict[str, Any] = {"tools": [echo_tool()], **kwargs}
             with pytest.raises(modelwire.InvalidRequestError) as info:
-                await collect(rt.run_tools("gpt-4.1-mini", "?", **args))
+                await collect(run_tools(rt, "gpt-4.1-mini", "?", **args))
             assert info.value.code == code
 
 
@@ -454,7 +443,7 @@ async def test_cancelling_the_consumer_cancels_running_tools(server: ReplayServe
 
         async def consume() -> None:
             with scope:
-                async with aclosing(rt.run_tools("gpt-4.1-mini", "?", tools=tools)) as events:
+                async with aclosing(run_tools(rt, "gpt-4.1-mini", "?", tools=tools)) as events:
                     async for ev in events:
                         seen.append(ev)
 
@@ -476,7 +465,7 @@ async def test_breaking_out_early_runs_no_tools(server: ReplayServer, env: dict[
     seen: list[dict[str, Any]] = []
     server.push(Script(text="Checking", tool_calls=[ToolCall("c1", "get_weather", '{"city": "Oslo"}')]))
     async with runtime(env) as rt:
-        async with aclosing(rt.run_tools("claude-haiku-4-5", "?", tools=[echo_tool(seen)])) as events:
+        async with aclosing(run_tools(rt, "claude-haiku-4-5", "?", tools=[echo_tool(seen)])) as events:
             async for ev in events:
                 if isinstance(ev, stop_at):
                     break
@@ -504,7 +493,7 @@ async def test_agent_context_registry_and_messages(server: ReplayServer, env: di
     history = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "yes"}]
     async with runtime(env) as rt:
         events = await collect(
-            rt.run_tools("gpt-4.1-mini", messages=[*history, {"role": "user", "content": "go"}], system="sys",
+            run_tools(rt, "gpt-4.1-mini", messages=[*history, {"role": "user", "content": "go"}], system="sys",
                          tools=registry, ctx=agent, max_steps=3, parallel=False, temperature=0.5)
         )
     outputs = [e.output for e in events if isinstance(e, ToolResult)]
@@ -526,7 +515,7 @@ def test_sync_runtime_run_tools(server: ReplayServer, env: dict[str, str]) -> No
         Script(text="Foggy."),
     )
     with modelwire.SyncRuntime(runtime(env)) as rt:
-        events = list(rt.run_tools("llama3.2", "London?", tools=[city_tool("get_weather", "forecast", get_weather)]))
+        events = list(run_tools_sync(rt, "llama3.2", "London?", tools=[city_tool("get_weather", "forecast", get_weather)]))
     assert [e.output for e in events if isinstance(e, ToolResult)] == [{"forecast": "fog in London"}]
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Foggy."
     assert isinstance(events[-1], ToolLoopDone)
@@ -538,7 +527,7 @@ def test_sync_runtime_run_tools(server: ReplayServer, env: dict[str, str]) -> No
 async def test_decorated_and_plain_functions_and_shared_resources(server: ReplayServer, env: dict[str, str]) -> None:
     connections: list[Any] = []
 
-    @modelwire.tool(resources={"db": {"kind": "sqlite", "path": ":memory:"}})
+    @modelwire.tools.tool(resources={"db": {"kind": "sqlite", "path": ":memory:"}})
     def add_note(note: str, ctx: Any) -> int:
         """Store a note and count the notes.
 
@@ -561,7 +550,7 @@ async def test_decorated_and_plain_functions_and_shared_resources(server: Replay
         Script(text="Two notes."),
     )
     async with runtime(env) as rt:
-        events = await collect(rt.run_tools("gpt-4.1-mini", "?", tools=[add_note, shout]))
+        events = await collect(run_tools(rt, "gpt-4.1-mini", "?", tools=[add_note, shout]))
     outputs = [(e.name, e.output, e.error) for e in events if isinstance(e, ToolResult)]
     # The pool lives for the whole loop: step 2 sees step 1's row.
     assert outputs == [("add_note", {"result": 1}, None), ("shout", {"result": "HI"}, None), ("add_note", {"result": 2}, None)]

@@ -1,280 +1,143 @@
-"""modelwire: call language-model providers from manifests."""
+"""modelwire: call language-model providers from manifests.
+
+``import modelwire`` is the client core: the runtime, manifests, plugins,
+events and errors. Tools, pipelines and the agent runtime are the public
+subpackages :mod:`modelwire.tools`, :mod:`modelwire.pipelines` and
+:mod:`modelwire.agent`; :mod:`modelwire.plugin` is what plugin authors use.
+
+One table, :data:`_EXPORTS`, names every public attribute and the module it
+lives in; it generates ``__all__`` and the lazy imports. Modules in
+:data:`_EAGER` are cheap and load with the package; the rest (cattrs, yaml,
+anyio, httpx, pluggy discovery) load on first use, so ``import modelwire``
+stays light for plugin authors and CLIs.
+"""
+
+from __future__ import annotations
 
 import importlib as _importlib
 import typing as _typing
 
-from ._errors import (
-    AuthError,
-    InternalError,
-    InvalidRequestError,
-    LimitExceededError,
-    ManifestError,
-    ManifestIssue,
-    ModelError,
-    NetworkError,
-    NotFoundError,
-    ParseError,
-    PluginError,
-    ProviderDownError,
-    RateLimitError,
-    RequestTimeout,
-    error_class,
-)
-from ._events import (
-    Done,
-    Embedding,
-    Event,
-    Fallback,
-    Finish,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-)
-from ._frames import Frame, Parser, ParserFactory
-from ._hookspecs import hookimpl
-from ._request import OutgoingRequest
 from ._version import __version__
 
-if _typing.TYPE_CHECKING:
-    from ._agentapp import (
-        AgentApp,
-        AgentAppConfig,
-        AgentRuntime,
-        AgentStartupError,
-        InMemorySessionStore,
-        MCPServerSpec,
-        ModelConfig,
-        ModelHandle,
-        ModelRegistry,
-        Msg,
-        SessionContext,
-        SessionStore,
-        get_agent_runtime,
-        load_agentapp_config,
+if _typing.TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exported_members.py checks)
+    from ._errors import (
+        AuthError,
+        InternalError,
+        InvalidRequestError,
+        LimitExceededError,
+        ManifestError,
+        ManifestIssue,
+        ModelError,
+        NetworkError,
+        NotFoundError,
+        ParseError,
+        PluginError,
+        ProviderDownError,
+        RateLimitError,
+        RequestTimeout,
+        error_class,
     )
-    from ._fallback import Attempt, Decision, FallbackPolicy
-    from ._limits import Admission, LimiterBackend, LocalLimiter
-    from ._loader import Catalog, load_manifests
-    from ._metrics import Metrics
-    from ._orchestrator import Orchestrator, PipelineResult, StepResult
-    from ._pipeline import (
-        Branch,
-        FallbackTool,
-        Flow,
-        Pipeline,
-        PipelineError,
-        RetryPolicy,
-        Step,
-        load_pipelines,
+    from ._events import (
+        Done,
+        Embedding,
+        Event,
+        Fallback,
+        Finish,
+        TextDelta,
+        ToolCall,
+        ToolCallDelta,
+        Usage,
     )
-    from ._plugins import Plugins, Registration, get_parser, get_plugins, set_plugins
-    from ._resources import FileCache, ResourceKind, ResourceManager, ResourcePool, SharedPool
-    from ._runtime import Response, Runtime, SyncRuntime, Totals
-    from ._server import create_asgi_app
-    from ._tokenizers import Tokenizer, count_messages
-    from ._toolloop import ToolLoopDone, ToolResult, ToolStarted
-    from ._tools import (
-        AgentContext,
-        Port,
-        ResourceSpec,
-        Tool,
-        ToolBuilder,
-        ToolContext,
-        ToolError,
-        ToolManifest,
-        ToolRegistry,
-        ToolTimeout,
-        call_tool,
-        load_tools,
-        tool,
-        validate_ports,
-    )
+    from ._frames import Frame, Parser, ParserFactory
+    from ._manifest.loader import Catalog, load_manifests
+    from ._plugins.hookspecs import hookimpl
+    from ._plugins.limiter import Admission, LimiterBackend, LocalLimiter
+    from ._plugins.manager import Plugins, Registration, get_parser, get_plugins, set_plugins
+    from ._plugins.policies import Attempt, Decision, FallbackPolicy
+    from ._plugins.request import OutgoingRequest
+    from ._plugins.tokenizers import Tokenizer, count_messages
+    from ._runtime.client import Response, Runtime, SyncRuntime, Totals
+    from ._runtime.metrics import Metrics
 
-# Heavier parts (cattrs, yaml, anyio, pluggy discovery, prometheus_client) load
-# on first use, so `import modelwire` stays cheap for plugin authors and CLIs.
-_LAZY = {
-    "AgentApp": "_agentapp",
-    "AgentAppConfig": "_agentapp",
-    "AgentRuntime": "_agentapp",
-    "AgentStartupError": "_agentapp",
-    "InMemorySessionStore": "_agentapp",
-    "MCPServerSpec": "_agentapp",
-    "ModelConfig": "_agentapp",
-    "ModelHandle": "_agentapp",
-    "ModelRegistry": "_agentapp",
-    "Msg": "_agentapp",
-    "SessionContext": "_agentapp",
-    "SessionStore": "_agentapp",
-    "get_agent_runtime": "_agentapp",
-    "load_agentapp_config": "_agentapp",
-    "create_asgi_app": "_server",
-    "Attempt": "_fallback",
-    "Decision": "_fallback",
-    "FallbackPolicy": "_fallback",
-    "Admission": "_limits",
-    "LimiterBackend": "_limits",
-    "LocalLimiter": "_limits",
-    "Catalog": "_loader",
-    "load_manifests": "_loader",
-    "Metrics": "_metrics",
-    "Orchestrator": "_orchestrator",
-    "PipelineResult": "_orchestrator",
-    "StepResult": "_orchestrator",
-    "Branch": "_pipeline",
-    "FallbackTool": "_pipeline",
-    "Flow": "_pipeline",
-    "Pipeline": "_pipeline",
-    "PipelineError": "_pipeline",
-    "RetryPolicy": "_pipeline",
-    "Step": "_pipeline",
-    "load_pipelines": "_pipeline",
-    "Plugins": "_plugins",
-    "Registration": "_plugins",
-    "get_parser": "_plugins",
-    "get_plugins": "_plugins",
-    "set_plugins": "_plugins",
-    "Response": "_runtime",
-    "Runtime": "_runtime",
-    "SyncRuntime": "_runtime",
-    "Totals": "_runtime",
-    "Tokenizer": "_tokenizers",
-    "count_messages": "_tokenizers",
-    "FileCache": "_resources",
-    "ResourceKind": "_resources",
-    "ResourceManager": "_resources",
-    "ResourcePool": "_resources",
-    "SharedPool": "_resources",
-    "AgentContext": "_tools",
-    "Port": "_tools",
-    "ResourceSpec": "_tools",
-    "Tool": "_tools",
-    "ToolBuilder": "_tools",
-    "ToolContext": "_tools",
-    "ToolError": "_tools",
-    "ToolManifest": "_tools",
-    "ToolRegistry": "_tools",
-    "ToolTimeout": "_tools",
-    "call_tool": "_tools",
-    "load_tools": "_tools",
-    "tool": "_tools",
-    "validate_ports": "_tools",
-    "ToolLoopDone": "_toolloop",
-    "ToolResult": "_toolloop",
-    "ToolStarted": "_toolloop",
+_ERRORS = "._errors"
+_EVENTS = "._events"
+
+#: public name -> the module that defines it (relative to this package)
+_EXPORTS: dict[str, str] = {
+    "Admission": "._plugins.limiter",
+    "Attempt": "._plugins.policies",
+    "AuthError": _ERRORS,
+    "Catalog": "._manifest.loader",
+    "Decision": "._plugins.policies",
+    "Done": _EVENTS,
+    "Embedding": _EVENTS,
+    "Event": _EVENTS,
+    "Fallback": _EVENTS,
+    "FallbackPolicy": "._plugins.policies",
+    "Finish": _EVENTS,
+    "Frame": "._frames",
+    "InternalError": _ERRORS,
+    "InvalidRequestError": _ERRORS,
+    "LimitExceededError": _ERRORS,
+    "LimiterBackend": "._plugins.limiter",
+    "LocalLimiter": "._plugins.limiter",
+    "ManifestError": _ERRORS,
+    "ManifestIssue": _ERRORS,
+    "Metrics": "._runtime.metrics",
+    "ModelError": _ERRORS,
+    "NetworkError": _ERRORS,
+    "NotFoundError": _ERRORS,
+    "OutgoingRequest": "._plugins.request",
+    "ParseError": _ERRORS,
+    "Parser": "._frames",
+    "ParserFactory": "._frames",
+    "PluginError": _ERRORS,
+    "Plugins": "._plugins.manager",
+    "ProviderDownError": _ERRORS,
+    "RateLimitError": _ERRORS,
+    "Registration": "._plugins.manager",
+    "RequestTimeout": _ERRORS,
+    "Response": "._runtime.client",
+    "Runtime": "._runtime.client",
+    "SyncRuntime": "._runtime.client",
+    "TextDelta": _EVENTS,
+    "Tokenizer": "._plugins.tokenizers",
+    "ToolCall": _EVENTS,
+    "ToolCallDelta": _EVENTS,
+    "Totals": "._runtime.client",
+    "Usage": _EVENTS,
+    "count_messages": "._plugins.tokenizers",
+    "error_class": _ERRORS,
+    "get_parser": "._plugins.manager",
+    "get_plugins": "._plugins.manager",
+    "hookimpl": "._plugins.hookspecs",
+    "load_manifests": "._manifest.loader",
+    "set_plugins": "._plugins.manager",
 }
 
+#: cheap modules, imported with the package (no third-party imports but pluggy's marker)
+_EAGER = frozenset({_ERRORS, _EVENTS, "._frames", "._plugins.hookspecs", "._plugins.request"})
 
-def __getattr__(name: str) -> _typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'modelwire' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(f"{__name__}.{module}"), name)
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def _load(name: str) -> _typing.Any:
+    value = getattr(_importlib.import_module(_EXPORTS[name], __name__), name)
     globals()[name] = value
     return value
 
 
+for _name, _module in _EXPORTS.items():
+    if _module in _EAGER:
+        _load(_name)
+del _name, _module
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'modelwire' has no attribute {name!r}")
+    return _load(name)
+
+
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
-
-
-__all__ = [
-    "Admission",
-    "AgentApp",
-    "AgentAppConfig",
-    "AgentContext",
-    "AgentRuntime",
-    "AgentStartupError",
-    "Attempt",
-    "AuthError",
-    "Branch",
-    "Catalog",
-    "Decision",
-    "Done",
-    "Embedding",
-    "Event",
-    "Fallback",
-    "FallbackPolicy",
-    "FallbackTool",
-    "FileCache",
-    "Finish",
-    "Flow",
-    "Frame",
-    "InMemorySessionStore",
-    "InternalError",
-    "InvalidRequestError",
-    "LimitExceededError",
-    "LimiterBackend",
-    "LocalLimiter",
-    "MCPServerSpec",
-    "ManifestError",
-    "ManifestIssue",
-    "Metrics",
-    "ModelConfig",
-    "ModelError",
-    "ModelHandle",
-    "ModelRegistry",
-    "Msg",
-    "NetworkError",
-    "NotFoundError",
-    "Orchestrator",
-    "OutgoingRequest",
-    "ParseError",
-    "Parser",
-    "ParserFactory",
-    "Pipeline",
-    "PipelineError",
-    "PipelineResult",
-    "PluginError",
-    "Plugins",
-    "Port",
-    "ProviderDownError",
-    "RateLimitError",
-    "Registration",
-    "RequestTimeout",
-    "ResourceKind",
-    "ResourceManager",
-    "ResourcePool",
-    "ResourceSpec",
-    "Response",
-    "RetryPolicy",
-    "Runtime",
-    "SessionContext",
-    "SessionStore",
-    "SharedPool",
-    "Step",
-    "StepResult",
-    "SyncRuntime",
-    "TextDelta",
-    "Tokenizer",
-    "Tool",
-    "ToolBuilder",
-    "ToolCall",
-    "ToolCallDelta",
-    "ToolContext",
-    "ToolError",
-    "ToolLoopDone",
-    "ToolManifest",
-    "ToolRegistry",
-    "ToolResult",
-    "ToolStarted",
-    "ToolTimeout",
-    "Totals",
-    "Usage",
-    "__version__",
-    "call_tool",
-    "count_messages",
-    "create_asgi_app",
-    "error_class",
-    "get_agent_runtime",
-    "get_parser",
-    "get_plugins",
-    "hookimpl",
-    "load_agentapp_config",
-    "load_manifests",
-    "load_pipelines",
-    "load_tools",
-    "set_plugins",
-    "tool",
-    "validate_ports",
-]
+    return sorted({*globals(), *_EXPORTS})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from modelwire import AgentApp, Msg, SessionContext
+from modelwire.agent import AgentApp, Msg, SessionContext
 
 
 class ClockAgent(AgentApp):

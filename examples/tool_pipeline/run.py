@@ -13,9 +13,9 @@ HERE = Path(__file__).resolve().parent
 
 
 async def main(cities: list[str]) -> None:
-    registry = modelwire.load_tools(HERE / "tools.yaml")
+    registry = modelwire.tools.load_tools(HERE / "tools.yaml")
     async with registry:  # closes the tools' resource pools at the end
-        orchestrator = modelwire.Orchestrator(registry)
+        orchestrator = modelwire.pipelines.Orchestrator(registry)
         orchestrator.load_pipelines(HERE / "pipeline.yaml")
         for city in cities:
             result = await orchestrator.execute("trip_briefing", {"city": city})

@@ -24,7 +24,7 @@ import redis.exceptions
 from redis_fixture import RedisServer, free_port, redis_server, require_redis_server
 
 import modelwire
-from modelwire._limits import LimiterBackend, Limits, acquire
+from modelwire._plugins.limiter import LimiterBackend, Limits, acquire
 from modelwire_redis import DEFAULT_PREFIX, DEFAULT_URL, RedisLimiter, redact_url
 
 HERE = Path(__file__).parent

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 import modelwire
 import modelwire_tiktoken
 from modelwire import PluginError, Plugins
-from modelwire._tokenizers import EncodingTokenizer, Tokenizer
+from modelwire._plugins.tokenizers import EncodingTokenizer, Tokenizer
 from modelwire_tiktoken import ENCODINGS, EncodingSpec, TiktokenTokenizer, read_ranks
 
 NAMES = sorted(ENCODINGS)

@@ -28,7 +28,8 @@ import redis.exceptions
 import redis.retry
 
 import modelwire
-from modelwire._limits import WINDOW, Admission
+from modelwire.plugin import LIMIT_WINDOW as WINDOW
+from modelwire.plugin import Admission
 
 __all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "RedisLimiter", "redact_url"]
 

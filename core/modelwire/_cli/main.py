@@ -1,0 +1,255 @@
+"""The ``modelwire`` command: a thin layer over the public API.
+
+Every :class:`ModelError` is printed as one readable message on stderr with
+exit status 1; no command shows a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, BinaryIO
+
+from .._errors import ManifestError, ManifestIssue, ModelError
+
+__all__ = ["main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _emit(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+# -- frames --------------------------------------------------------------------
+
+
+def _cmd_frames(args: argparse.Namespace) -> int:
+    from .._plugins.manager import get_plugins
+
+    parser = get_plugins().get_parser(args.parser)
+    size = args.chunk_size
+    if size < 1:
+        raise SystemExit("modelwire frames: --chunk-size must be at least 1")
+    stream: BinaryIO
+    if args.file in (None, "-"):
+        stream = sys.stdin.buffer
+    else:
+        try:
+            stream = open(args.file, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            print(f"modelwire frames: cannot open {args.file}: {exc.strerror}", file=sys.stderr)
+            return 1
+    try:
+        while True:
+            chunk = stream.read(size)
+            if not chunk:
+                break
+            for frame in parser.feed(chunk):
+                _emit(frame.to_dict())
+        for frame in parser.close():
+            _emit(frame.to_dict())
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+        sys.stdout.flush()
+    return 0
+
+
+# -- plugins -------------------------------------------------------------------
+
+
+_PLURALS = {"fallback_policy": "fallback policies"}
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from .._plugins.manager import get_plugins
+
+    plugins = get_plugins()
+    rows = plugins.describe()
+    errors = [
+        {
+            "code": e.code,
+            "plugin": getattr(e, "plugin", None),
+            "distribution": getattr(e, "distribution", None),
+            "message": e.message,
+        }
+        for e in plugins.errors()
+    ]
+    if args.json:
+        _emit({"registrations": rows, "errors": errors})
+    else:
+        width = max((len(r["name"]) for r in rows), default=4)
+        current = None
+        for row in rows:
+            if row["kind"] != current:
+                current = row["kind"]
+                print(f"{_PLURALS.get(current, current.replace('_', ' ') + 's')}:")
+            origin = f"{row['distribution'] or row['plugin']} {row['version'] or ''}".strip()
+            extra = ""
+            if row.get("media_types"):
+                extra = "  [" + ", ".join(row["media_types"]) + "]"
+            if row.get("conflict"):
+                extra += "  (conflict)"
+            print(f"  {row['name']:<{width}}  {origin}{extra}")
+        for err in errors:
+            print(f"error: {err['message']}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+# -- check / schema --------------------------------------------------------------
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    if not args.sources and not args.tools:
+        print("modelwire check: give manifest SOURCEs, --tools PATH..., or both", file=sys.stderr)
+        return 2
+    status = _check_manifests(args) if args.sources else 0
+    if args.tools:
+        status = max(status, _check_tools(args))
+    return status
+
+
+def _check_tools(args: argparse.Namespace) -> int:
+    """Tool manifests, then the pipelines in the same files; every error printed."""
+    from ..tools._core import ToolRegistry, read_tools
+
+    registry = ToolRegistry()
+    try:
+        tools, issues = read_tools(*args.tools, registry=registry, resolve=args.resolve_impl)
+    except ModelError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    seen = {str(i) for i in issues}
+    pipelines: list[Any] = []
+    from ..pipelines._model import read_pipelines
+
+    # The IO check needs every tool: with broken or no tool manifests, check structure only.
+    checked_against = registry if tools and not issues else None
+    try:
+        pipelines, found = read_pipelines(list(args.tools), checked_against)
+    except ModelError as exc:
+        found = [ManifestIssue(exc.message)]
+    issues.extend(i for i in found if str(i) not in seen)
+    if pipelines and checked_against is None and tools:
+        print("note: pipelines were checked without the tool IO check (fix the tool errors first)", file=sys.stderr)
+    for issue in issues:
+        print(f"error: {issue}", file=sys.stderr)
+    if issues:
+        return 1
+    counts = f"{len(tools)} tool{'s' * (len(tools) != 1)}"
+    if pipelines:
+        counts += f", {len(pipelines)} pipeline{'s' * (len(pipelines) != 1)}"
+    print(f"ok: {', '.join(args.tools)}: {counts}")
+    return 0
+
+
+def _check_manifests(args: argparse.Namespace) -> int:
+    from .._manifest.loader import load_manifests, plugin_name_errors
+    from .._plugins.manager import get_plugins
+
+    # All sources form one catalog, as a runtime loads them: a model in one
+    # file may use a provider from another, and a name defined twice is an error,
+    # except over a built-in (``check builtin:* mine.yaml`` checks as ``call`` loads).
+    builtins = [s for s in args.sources if s.startswith("builtin:")]
+    try:
+        catalog = load_manifests(*args.sources, overridable=builtins)
+    except ManifestError as exc:
+        for issue in exc.issues:
+            print(f"error: {issue}", file=sys.stderr)
+        return 1
+    except ModelError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    if not args.no_plugins:
+        errors = plugin_name_errors(catalog, get_plugins())
+        for err in errors:
+            print(f"error: {err.message}", file=sys.stderr)
+        if errors:
+            return 1
+    print(
+        f"ok: {', '.join(args.sources)}: "
+        f"{len(catalog.providers)} providers, {len(catalog.models)} models"
+    )
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from .._manifest.schema import manifest_schema
+
+    text = json.dumps(manifest_schema(), indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# -- wiring --------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from .._version import __version__
+
+    ap = argparse.ArgumentParser(
+        prog="modelwire",
+        description="Call language-model providers from manifests.",
+    )
+    ap.add_argument("--version", action="version", version=f"modelwire {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("frames", help="feed a byte stream through a parser, print frames as JSON lines")
+    p.add_argument("file", nargs="?", metavar="FILE", help="input file, or - for stdin (default)")
+    p.add_argument("--parser", required=True, help="parser plugin name (sse, jsonchunk, text, ...)")
+    p.add_argument("--chunk-size", type=int, default=1024, metavar="N", help="bytes per feed (default 1024)")
+    p.set_defaults(handler=_cmd_frames)
+
+    p = sub.add_parser("plugins", help="list installed plugins by hook")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(handler=_cmd_plugins)
+
+    p = sub.add_parser("check", help="validate manifests (and tool manifests, pipelines) and print every error")
+    p.add_argument("sources", nargs="*", metavar="SOURCE", help="file, directory, URL, git+URL@REF#PATH or builtin:NAME")
+    p.add_argument(
+        "--tools", nargs="+", action="extend", default=[], metavar="PATH",
+        help="tool manifest files or directories (and the pipelines in them) to validate",
+    )
+    p.add_argument("--resolve-impl", action="store_true", help="with --tools: also import each tool's impl")
+    p.add_argument("--no-plugins", action="store_true", help="do not check parser / auth names against installed plugins")
+    p.set_defaults(handler=_cmd_check)
+
+    p = sub.add_parser("schema", help="print the manifest JSON Schema")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(handler=_cmd_schema)
+
+    from .commands import add_commands
+
+    add_commands(sub)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``modelwire`` console script."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ModelError as exc:
+        text = str(exc).replace("\n", "\n  ")
+        print(f"error: {text}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # Quietly stop when piped into `head`.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The agent runtime: ``agentapp.yaml``, models, MCP tools, sessions, and the HTTP server.
+
+``from modelwire.agent import AgentApp, AgentRuntime, create_asgi_app``.
+The server needs the ``agent`` extra (starlette, uvicorn), imported when an
+app is created, not here.
+"""
+
+from __future__ import annotations
+
+from ._app import (
+    AgentApp,
+    AgentAppConfig,
+    AgentRuntime,
+    AgentStartupError,
+    InMemorySessionStore,
+    MCPServerSpec,
+    ModelConfig,
+    ModelHandle,
+    ModelRegistry,
+    Msg,
+    PlatformSettings,
+    SessionContext,
+    SessionSettings,
+    SessionStore,
+    get_agent_runtime,
+    load_agentapp_config,
+    parse_agentapp_config,
+    provider_aliases,
+)
+from ._server import PlatformClient, create_asgi_app, parse_invoke_body
+
+__all__ = [
+    "AgentApp",
+    "AgentAppConfig",
+    "AgentRuntime",
+    "AgentStartupError",
+    "InMemorySessionStore",
+    "MCPServerSpec",
+    "ModelConfig",
+    "ModelHandle",
+    "ModelRegistry",
+    "Msg",
+    "PlatformClient",
+    "PlatformSettings",
+    "SessionContext",
+    "SessionSettings",
+    "SessionStore",
+    "create_asgi_app",
+    "get_agent_runtime",
+    "load_agentapp_config",
+    "parse_agentapp_config",
+    "parse_invoke_body",
+    "provider_aliases",
+]

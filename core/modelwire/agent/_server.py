@@ -1,0 +1,483 @@
+"""Serving an :class:`AgentRuntime` over HTTP: a Starlette app, run by uvicorn.
+
+``POST /invoke`` streams the app's messages as server-sent events, one
+``data: {msg}`` event each, and always ends with
+``data: {"metadata": {"done": true}}``; an error mid-stream is sent as an
+``event: error`` first. ``GET /health`` and ``GET /metrics`` (Prometheus)
+sit beside it. A client that goes away cancels the app's work; uvicorn's
+graceful shutdown lets streams in flight finish up to ``graceful_timeout``.
+
+Starlette and uvicorn are imported here only (``modelwire[agent]``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from contextlib import aclosing
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._app import AgentRuntime, Msg
+from .._errors import ModelError
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+__all__ = ["PlatformClient", "create_asgi_app", "parse_invoke_body"]
+
+log = logging.getLogger("modelwire.server")
+
+DONE = b'data: {"metadata": {"done": true}}\n\n'
+_BODY_FIELDS = ("message", "session_id", "metadata")
+_MSG_FIELDS = ("role", "content", "name", "metadata")
+
+
+class BodyError(ValueError):
+    """A bad /invoke body; ``field`` is the path of the bad field."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+def parse_invoke_body(body: Any) -> tuple[Msg, str | None, dict[str, Any]]:
+    """Validate an /invoke body -> (message, session_id, metadata); BodyError names the field.
+
+    ``{"message": "text" | {"role", "content", "name", "metadata"},
+    "session_id": "...", "metadata": {...}}``
+    """
+    if not isinstance(body, dict):
+        raise BodyError(None, "the body must be a JSON object")
+    extra = sorted(set(body) - set(_BODY_FIELDS))
+    if extra:
+        raise BodyError(extra[0], f"unknown field; allowed: {', '.join(_BODY_FIELDS)}")
+    if "message" not in body:
+        raise BodyError("message", "required field is missing")
+    raw = body["message"]
+    if isinstance(raw, str):
+        msg = Msg(raw, role="user")
+    elif isinstance(raw, dict):
+        extra = sorted(set(raw) - set(_MSG_FIELDS))
+        if extra:
+            raise BodyError(f"message.{extra[0]}", f"unknown field; allowed: {', '.join(_MSG_FIELDS)}")
+        if "content" not in raw:
+            raise BodyError("message.content", "required field is missing")
+        content = raw["content"]
+        if not isinstance(content, (str, list)):
+            raise BodyError("message.content", "expected a string or a list of content parts")
+        role = raw.get("role", "user")
+        if not isinstance(role, str):
+            raise BodyError("message.role", "expected a string")
+        name = raw.get("name")
+        if name is not None and not isinstance(name, str):
+            raise BodyError("message.name", "expected a string")
+        meta = raw.get("metadata", {})
+        if not isinstance(meta, dict):
+            raise BodyError("message.metadata", "expected an object")
+        msg = Msg(content, role=role, name=name, metadata=meta)
+    else:
+        raise BodyError("message", "expected a string or an object")
+    session_id = body.get("session_id")
+    if session_id is not None and (not isinstance(session_id, str) or not session_id):
+        raise BodyError("session_id", "expected a non-empty string")
+    metadata = body.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise BodyError("metadata", "expected an object")
+    return msg, session_id, metadata
+
+
+def _event(data: Mapping[str, Any], event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data, ensure_ascii=False, default=str)}\n\n".encode()
+
+
+def _error_payload(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ModelError):
+        return {"error": {"kind": exc.kind, "code": exc.code, "message": exc.message}}
+    return {"error": {"kind": "internal", "code": "APP_ERROR", "message": f"{type(exc).__name__}: {exc}"}}
+
+
+class _Stats:
+    """Server counters (exposed on /metrics, and to the platform client)."""
+
+    def __init__(self, registry: Any) -> None:
+        self.total_requests = 0
+        self.in_flight = 0
+        self.counters: Any = None
+        if registry is not None:
+            import prometheus_client as prom
+
+            self.counters = {
+                "requests": prom.Counter("modelwire_agent_requests", "Invoke requests.", ["outcome"], registry=registry),
+                "in_flight": prom.Gauge("modelwire_agent_streams_in_flight", "Invoke streams in flight.", registry=registry),
+                "duration": prom.Histogram(
+                    "modelwire_agent_invoke_duration_seconds", "Invoke request to done marker.", registry=registry,
+                ),
+            }
+
+    def outcome(self, name: str) -> None:
+        if self.counters is not None:
+            self.counters["requests"].labels(name).inc()
+
+
+class _SSEResponse:
+    """Streams SSE from the app and cancels it when the client disconnects."""
+
+    def __init__(self, serving: _Serving, msg: Msg, session_id: str | None, metadata: dict[str, Any]) -> None:
+        self.serving, self.msg, self.session_id, self.metadata = serving, msg, session_id, metadata
+        #: the runtime at the time of the request: a config swap lets it finish on this one
+        self.agent = serving.agent
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        serving, stats = self.serving, self.serving.stats
+        key = id(self.agent)
+        serving.inflight[key] = serving.inflight.get(key, 0) + 1
+        stats.total_requests += 1
+        stats.in_flight += 1
+        if stats.counters is not None:
+            stats.counters["in_flight"].inc()
+        started = anyio.current_time()
+        outcome = "disconnected"
+        try:
+            await send({
+                "type": "http.response.start", "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            })
+            async with anyio.create_task_group() as tg:
+
+                async def watch() -> None:
+                    while True:
+                        message = await receive()
+                        if message["type"] == "http.disconnect":
+                            tg.cancel_scope.cancel()
+                            return
+
+                tg.start_soon(watch)
+                outcome = await self._stream(send)
+                tg.cancel_scope.cancel()
+        except OSError:  # the client went away while we wrote
+            outcome = "disconnected"
+        finally:
+            serving.inflight[key] -= 1
+            stats.in_flight -= 1
+            stats.outcome(outcome)
+            if stats.counters is not None:
+                stats.counters["in_flight"].dec()
+                stats.counters["duration"].observe(anyio.current_time() - started)
+
+    async def _stream(self, send: Any) -> str:
+        outcome = "ok"
+        try:
+            async with aclosing(self.agent.invoke(self.msg, self.session_id, self.metadata)) as out:  # type: ignore[type-var]
+                async for m in out:
+                    await send({"type": "http.response.body", "body": _event(m.to_dict()), "more_body": True})
+        except Exception as exc:
+            outcome = "error"
+            log.warning("modelwire: /invoke failed: %s", exc, exc_info=not isinstance(exc, ModelError))
+            await send({"type": "http.response.body", "body": _event(_error_payload(exc), "error"), "more_body": True})
+        await send({"type": "http.response.body", "body": DONE, "more_body": False})
+        return outcome
+
+
+class _Serving:
+    """What the HTTP app serves: the current agent runtime (swappable), counters, runtime owners."""
+
+    def __init__(self, agent: AgentRuntime) -> None:
+        self.agent = agent
+        self.stats = _Stats(None)
+        self.inflight: dict[int, int] = {}
+        self.tg: Any = None
+        self._stops: dict[int, anyio.Event] = {}
+        self._done: dict[int, anyio.Event] = {}
+
+    def bind_metrics(self) -> None:
+        totals = self.stats.total_requests
+        if self.stats.counters is None and self.agent.started and self.agent.metrics is not None:
+            self.stats = _Stats(self.agent.metrics.registry)
+            self.stats.total_requests = totals
+
+    async def start(self, agent: AgentRuntime) -> None:
+        """Start ``agent`` in a task of its own (MCP clients must close in the task that opened them)."""
+        ready, stop, done = anyio.Event(), anyio.Event(), anyio.Event()
+        failed: list[BaseException] = []
+
+        async def own() -> None:
+            try:
+                try:
+                    await agent.start()
+                except BaseException as exc:
+                    failed.append(exc)
+                    return
+                finally:
+                    ready.set()
+                await stop.wait()
+                with anyio.CancelScope(shield=True):
+                    await agent.aclose()
+            finally:
+                done.set()
+
+        self.tg.start_soon(own)
+        await ready.wait()
+        if failed:
+            raise failed[0]
+        self._stops[id(agent)], self._done[id(agent)] = stop, done
+
+    async def stop(self, agent: AgentRuntime, drain: float = 0.0) -> None:
+        """Let requests on ``agent`` finish (up to ``drain`` seconds), then close it."""
+        key = id(agent)
+        with anyio.move_on_after(drain):
+            while self.inflight.get(key, 0) > 0:
+                await anyio.sleep(0.02)
+        stop, done = self._stops.pop(key, None), self._done.pop(key, None)
+        if stop is not None and done is not None:
+            stop.set()
+            await done.wait()
+        self.inflight.pop(key, None)
+
+    async def swap(self, new: AgentRuntime, drain: float) -> None:
+        """Graceful restart: start ``new``, route new requests to it, drain and close the old one."""
+        old = self.agent
+        await self.start(new)
+        self.agent = new
+        await self.stop(old, drain)
+
+
+def create_asgi_app(
+    agent: AgentRuntime, *, manage_lifecycle: bool = True, platform: bool = True, drain_timeout: float = 30.0
+) -> Any:
+    """The ASGI app serving ``agent``: POST /invoke, GET /health, GET /metrics.
+
+    With ``manage_lifecycle`` the ASGI lifespan starts the agent runtime and
+    closes it (in a task of its own, as MCP clients need); a startup failure
+    is reported to the server as ``lifespan.startup.failed`` with the step's
+    message. With ``platform`` and a ``platform:`` section in the config, a
+    :class:`PlatformClient` sends heartbeats and applies configuration
+    updates by a graceful restart (requests in flight finish on the old
+    runtime, up to ``drain_timeout`` seconds).
+    """
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    serving = _Serving(agent)
+
+    async def invoke(request: Request) -> Response:
+        if not serving.agent.started:
+            return JSONResponse({"error": {"code": "NOT_READY", "message": "the agent is not started"}}, 503)
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            return JSONResponse({"error": {"code": "BAD_JSON", "field": None, "message": f"the body is not JSON: {exc}"}}, 400)
+        try:
+            msg, session_id, metadata = parse_invoke_body(body)
+        except BodyError as exc:
+            return JSONResponse(
+                {"error": {"code": "BAD_BODY", "field": exc.field, "message": str(exc)}}, 400
+            )
+        serving.bind_metrics()
+        return _SSEResponse(serving, msg, session_id, metadata)  # type: ignore[return-value]
+
+    async def health(request: Request) -> Response:
+        current = serving.agent
+        if not current.started:
+            return JSONResponse({"status": "starting"}, 503)
+        return JSONResponse({
+            "status": "ok",
+            "app": current.config.name if current.config else None,
+            "models": current.models.keys(),
+            "tools": current.tools.names(),
+            "in_flight": serving.stats.in_flight,
+        })
+
+    async def metrics(request: Request) -> Response:
+        current = serving.agent
+        m = current.metrics if current.started else None
+        if m is None:
+            return PlainTextResponse("metrics need prometheus-client (pip install modelwire[agent])\n", 501)
+        serving.bind_metrics()
+        return PlainTextResponse(m.render().decode(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    app: Starlette = Starlette(routes=[
+        Route("/invoke", invoke, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ])
+    holder: dict[str, Any] = {"platform": None}
+
+    async def lifespan(receive: Any, send: Any) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        async with anyio.create_task_group() as tg:
+            serving.tg = tg
+            if manage_lifecycle:
+                try:
+                    await serving.start(serving.agent)
+                except ModelError as exc:
+                    await send({"type": "lifespan.startup.failed", "message": exc.message})
+                    return
+            serving.bind_metrics()
+            settings = serving.agent.config.platform if serving.agent.config else None
+            if platform and settings is not None:
+                client = PlatformClient(serving, settings, drain_timeout)
+                holder["platform"] = client
+                tg.start_soon(client.run)
+            await send({"type": "lifespan.startup.complete"})
+            message = await receive()
+            if holder["platform"] is not None:
+                holder["platform"].stop()
+            if manage_lifecycle:
+                await serving.stop(serving.agent)
+            tg.cancel_scope.cancel()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+        else:
+            await app(scope, receive, send)
+
+    asgi.serving = serving  # type: ignore[attr-defined]
+    asgi.platform = holder  # type: ignore[attr-defined]
+    return asgi
+
+
+# -- the platform client --------------------------------------------------------------
+
+
+def memory_usage_mb() -> float:
+    """This process's resident memory in MiB (peak RSS where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+class PlatformClient:
+    """Heartbeats to ``POST {url}/heartbeat`` and config polls of ``GET {url}/config``.
+
+    A heartbeat is ``{"app", "instance", "active_sessions", "total_requests",
+    "memory_usage_mb", "in_flight", "config_version"}``. ``/config`` answers
+    204 (or 304) when nothing changed, or ``{"version": V, "config":
+    {agentapp mapping}}``: a new version is applied by a graceful restart of
+    the runtime. While the platform is down the client backs off
+    (doubling, up to ``max_backoff``) and the app keeps serving.
+    """
+
+    def __init__(self, serving: _Serving, settings: Any, drain_timeout: float = 30.0) -> None:
+        import uuid
+
+        self.serving = serving
+        self.settings = settings
+        self.drain_timeout = drain_timeout
+        self.instance = uuid.uuid4().hex
+        self.version: str | None = None
+        self.failures = 0
+        self.backoff = 0.0
+        self.heartbeats = 0
+        self.applied: list[str] = []
+        self.rejected: dict[str, str] = {}
+        self._stop = anyio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def heartbeat(self, http: Any) -> None:
+        agent = self.serving.agent
+        sessions = await agent.sessions.count() if agent.started else 0
+        body = {
+            "app": agent.config.name if agent.config else None,
+            "instance": self.instance,
+            "active_sessions": sessions,
+            "total_requests": self.serving.stats.total_requests,
+            "memory_usage_mb": round(memory_usage_mb(), 1),
+            "in_flight": self.serving.stats.in_flight,
+            "config_version": self.version,
+        }
+        resp = await http.post(self.settings.url.rstrip("/") + "/heartbeat", json=body)
+        resp.raise_for_status()
+        self.heartbeats += 1
+
+    async def poll(self, http: Any) -> None:
+        agent = self.serving.agent
+        params = {"app": agent.config.name if agent.config else "", "instance": self.instance}
+        if self.version is not None:
+            params["version"] = self.version
+        resp = await http.get(self.settings.url.rstrip("/") + "/config", params=params)
+        if resp.status_code in (204, 304):
+            return
+        resp.raise_for_status()
+        data = resp.json()
+        version = str(data.get("version"))
+        if version == self.version or version in self.rejected:
+            return
+        await self.apply(version, data.get("config"))
+
+    async def apply(self, version: str, mapping: Any) -> None:
+        """Build and start a runtime from ``mapping``, then swap it in; a bad one is logged and kept out."""
+        from ._app import parse_agentapp_config
+        from .._manifest.yaml import Located
+
+        old = self.serving.agent
+        try:
+            doc = Located(mapping, {}, f"{self.settings.url.rstrip('/')}/config (version {version})")
+            config = parse_agentapp_config(doc, old.env)
+            if config.platform is None:  # keep talking to the platform that sent it
+                import attrs
+
+                config = attrs.evolve(config, platform=self.settings)
+            new = AgentRuntime(
+                config, project_path=old.project_path, env=old.env,
+                mcp_client_factory=old._mcp_factory, install=old._install,
+            )
+            await self.serving.swap(new, self.drain_timeout)
+        except ModelError as exc:
+            self.rejected[version] = exc.message
+            log.error("modelwire: platform config %s not applied, serving the previous one: %s", version, exc.message)
+            return
+        self.version = version
+        self.applied.append(version)
+        log.info("modelwire: applied platform config %s", version)
+
+    async def run(self) -> None:
+        import httpx
+
+        s = self.settings
+        next_beat = next_poll = anyio.current_time()
+        async with httpx.AsyncClient(timeout=s.timeout, headers=dict(s.headers)) as http:
+            while not self._stop.is_set():
+                now = anyio.current_time()
+                try:
+                    if now >= next_beat:
+                        await self.heartbeat(http)
+                        next_beat = now + s.heartbeat_interval
+                    if now >= next_poll:
+                        await self.poll(http)
+                        next_poll = now + s.poll_interval
+                    self.failures, self.backoff = 0, 0.0
+                    wait = max(0.0, min(next_beat, next_poll) - anyio.current_time())
+                except (httpx.HTTPError, ValueError, AttributeError) as exc:
+                    self.failures += 1
+                    self.backoff = min(s.max_backoff, s.heartbeat_interval * 2 ** min(self.failures - 1, 16))
+                    wait = self.backoff
+                    log.warning("modelwire: platform unreachable (%s); retrying in %.1fs", exc, wait)
+                with anyio.move_on_after(wait):
+                    await self._stop.wait()

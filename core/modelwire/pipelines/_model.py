@@ -1,0 +1,1285 @@
+"""Pipelines as data: steps, dependencies, input mappings, conditions, and their checks.
+
+A pipeline is a graph of steps. A step calls a tool (with a per-attempt
+``timeout``, a ``retry`` policy and a sequential ``fallback`` list of other
+tools), or runs ``parallel`` branches aggregated ``mode: all`` (every branch
+must succeed; the step's outputs are ``{branch: outputs}``) or
+``mode: first`` (the first branch to succeed wins, the others are cancelled;
+the step's outputs are the winner's).
+
+Three ways to write one, all producing a :class:`Pipeline`:
+
+- YAML (``version: 1``, ``pipelines:``), read by :func:`load_pipelines` with
+  every problem named by file, field path and line;
+- the :class:`Flow` builder, chained:
+  ``Flow("p").add_tool_node("a", tool="x").add_tool_node("b", tool="y").connect("a", "b")``;
+- the attrs classes themselves (:class:`Pipeline`, :class:`Step`, ...).
+
+Expressions (input mappings, ``when`` conditions, pipeline ``outputs``) are
+JMESPath, compiled once (:func:`modelwire._manifest.expr.compile_expr`), over one scope:
+``input`` holds the pipeline inputs and each finished step's outputs sit
+under the step's name (``geocode.lat``, ``input.city``). A step depends on
+every step its expressions name, plus those in ``depends_on``.
+
+:func:`compile_pipeline` checks a pipeline against a tool registry and turns
+it into the plan the orchestrator runs. It reports, each naming the place:
+unknown tools, unknown or missing dependencies, cycles, bad expressions,
+unmapped input ports, and the build-time IO check (see
+:mod:`modelwire.pipelines._iocheck`: each value a step's output may hold must fit the
+input port it feeds).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from .._errors import InvalidRequestError, ManifestError, ManifestIssue
+from ..tools._core import Port, Tool, ToolError, ToolRegistry
+from .._manifest.yaml import Located, format_path
+
+if TYPE_CHECKING:
+    from .._manifest.expr import Expr
+
+__all__ = [
+    "Branch",
+    "FallbackTool",
+    "Flow",
+    "Pipeline",
+    "PipelineError",
+    "RetryPolicy",
+    "Step",
+    "compile_pipeline",
+    "load_pipelines",
+    "parse_pipelines",
+    "read_pipelines",
+]
+
+PathT = tuple["str | int", ...]
+INPUT = "input"  # the scope name of the pipeline's own inputs
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class PipelineError(ToolError):
+    """A pipeline failed while running.
+
+    ``code`` says how (``STEP_FAILED``, ``STEP_TIMEOUT``, ``BRANCHES_FAILED``,
+    ``PIPELINE_BAD_INPUT``, ``EXPRESSION_FAILED``); ``pipeline``, ``step``,
+    ``branch``, ``tool`` and ``attempts`` say where and how often; the last
+    underlying error is the ``__cause__`` and ``failures`` holds the last
+    error of each alternative tried (fallbacks, branches).
+
+    Problems in a pipeline's definition are not this: they are found at load
+    or registration and raised as :class:`~modelwire.ManifestError`
+    (code ``PIPELINE_INVALID``) listing every issue.
+    """
+
+    default_code = "PIPELINE_FAILED"
+
+    pipeline: str | None
+    branch: str | None
+    failures: tuple[ToolError, ...]
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pipeline: str | None = None,
+        branch: str | None = None,
+        failures: Sequence[ToolError] = (),
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, pipeline=pipeline, branch=branch, failures=tuple(failures), **kw)
+
+    def where(self) -> str:
+        parts = [f"pipeline={self.pipeline}"] if getattr(self, "pipeline", None) else []
+        if getattr(self, "branch", None):
+            parts.append(f"branch={self.branch}")
+        rest = super().where()
+        return " ".join([*parts, rest] if rest else parts)
+
+
+# -- the definition ------------------------------------------------------------------
+
+
+def _retry(value: RetryPolicy | int | None) -> RetryPolicy | None:
+    if value is None or isinstance(value, RetryPolicy):
+        return value
+    return RetryPolicy(attempts=value)
+
+
+def _retry_default(value: RetryPolicy | int | None) -> RetryPolicy:
+    return _retry(value) or RetryPolicy()
+
+
+def _calls(values: Iterable[str | FallbackTool]) -> tuple[FallbackTool, ...]:
+    return tuple(FallbackTool(tool=v) if isinstance(v, str) else v for v in values)
+
+
+def _names(values: str | Iterable[str]) -> tuple[str, ...]:
+    return (values,) if isinstance(values, str) else tuple(values)
+
+
+def _branches(values: Iterable[Branch]) -> tuple[Branch, ...]:
+    return tuple(values)
+
+
+def _steps(values: Iterable[Step]) -> tuple[Step, ...]:
+    return tuple(values)
+
+
+def _dict(value: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(value)
+
+
+def _opt_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How often to try one tool, and how long to wait between tries.
+
+    ``attempts`` counts every call (1: no retry). The wait before try ``n``
+    (2, 3, ...) is ``delay`` (``backoff: fixed``) or
+    ``delay * factor ** (n - 2)`` (``exponential``), at most ``max_delay``.
+    Input-validation failures are never retried: the same inputs fail again.
+    """
+
+    attempts: int = 1
+    backoff: Literal["fixed", "exponential"] = "exponential"
+    delay: float = 0.0
+    max_delay: float = 30.0
+    factor: float = 2.0
+
+    def wait_before(self, attempt: int) -> float:
+        """Seconds to sleep before try number ``attempt`` (2 or more)."""
+        if self.backoff == "fixed":
+            wait = self.delay
+        else:
+            wait = self.delay * self.factor ** max(attempt - 2, 0)
+        return max(0.0, min(wait, self.max_delay))
+
+
+@attrs.frozen
+class FallbackTool:
+    """One tool to call: an entry of a ``fallback`` list.
+
+    ``inputs``, ``timeout`` and ``retry`` left ``None`` are the step's (the
+    step's input mapping, minus ports this tool does not have).
+    """
+
+    tool: str
+    inputs: dict[str, Any] | None = attrs.field(default=None, converter=_opt_dict)
+    timeout: float | None = None
+    retry: RetryPolicy | None = attrs.field(default=None, converter=_retry)
+
+
+@attrs.frozen
+class Branch:
+    """One branch of a parallel step: a tool, with its own fallbacks."""
+
+    name: str
+    tool: str
+    inputs: dict[str, Any] | None = attrs.field(default=None, converter=_opt_dict)
+    timeout: float | None = None
+    retry: RetryPolicy | None = attrs.field(default=None, converter=_retry)
+    fallback: tuple[FallbackTool, ...] = attrs.field(default=(), converter=_calls)
+
+
+@attrs.frozen
+class Step:
+    """One node of a pipeline: a ``tool`` call or a set of parallel ``branches``.
+
+    ``inputs`` maps each input port to an expression string over the scope
+    (``"geocode.lat"``), a plain literal (``3``, ``[1, 2]``) or
+    ``{"value": X}`` for a literal string or mapping. An expression that
+    yields null leaves the port out (its default applies, or validation
+    names it missing). Unmapped ports are fed by the output of the same
+    name of a direct dependency, else by the pipeline input of that name.
+
+    ``when`` skips the step when false. A step whose dependency was skipped
+    is skipped too, unless ``on_skipped="run"`` (skipped steps read as null).
+    ``timeout`` is per attempt, in seconds.
+    """
+
+    name: str
+    tool: str | None = None
+    inputs: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
+    depends_on: tuple[str, ...] = attrs.field(default=(), converter=_names)
+    when: str | None = None
+    timeout: float | None = None
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy, converter=_retry_default)
+    fallback: tuple[FallbackTool, ...] = attrs.field(default=(), converter=_calls)
+    branches: tuple[Branch, ...] = attrs.field(default=(), converter=_branches)
+    mode: Literal["all", "first"] = "all"
+    on_skipped: Literal["skip", "run"] = "skip"
+    description: str = ""
+
+
+@attrs.frozen
+class Pipeline:
+    """A named graph of steps, with optional declared inputs and outputs.
+
+    ``inputs`` (name -> JSON Schema), when given, is checked at every run and
+    lets the IO check type references to ``input.NAME``; ``None`` accepts
+    any inputs. ``outputs`` (name -> expression) shapes the result; ``None``
+    returns every step's outputs by step name.
+    """
+
+    name: str
+    steps: tuple[Step, ...] = attrs.field(converter=_steps)
+    inputs: dict[str, dict[str, Any]] | None = attrs.field(default=None, converter=_opt_dict)
+    outputs: dict[str, str] | None = attrs.field(default=None, converter=_opt_dict)
+    description: str = ""
+    #: the YAML document it came from (for file and line in errors)
+    source: Located | None = attrs.field(default=None, eq=False, repr=False)
+
+    def step(self, name: str) -> Step:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+# -- the Flow builder ---------------------------------------------------------------
+
+
+class Flow:
+    """Build a pipeline step by step; every method returns the flow, for chaining.
+
+    >>> flow = (Flow("report")
+    ...         .add_tool_node("a", tool="fetch", inputs={"url": "input.url"})
+    ...         .add_tool_node("b", tool="summarise")
+    ...         .connect("a", "b"))
+    >>> flow.build().name
+    'report'
+
+    ``connect("a", "b")`` makes ``b`` depend on ``a``; ``b``'s unmapped input
+    ports are then fed by ``a``'s outputs of the same names.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        inputs: Mapping[str, Mapping[str, Any]] | None = None,
+        outputs: Mapping[str, str] | None = None,
+        description: str = "",
+    ) -> None:
+        self.name = name
+        self.description = description
+        self._inputs = None if inputs is None else {k: dict(v) for k, v in inputs.items()}
+        self._outputs = None if outputs is None else dict(outputs)
+        self._steps: dict[str, Step] = {}
+        self._edges: list[tuple[str, str]] = []
+
+    def _add(self, step: Step) -> Flow:
+        if step.name in self._steps:
+            raise InvalidRequestError(
+                f"flow {self.name!r}: a node named {step.name!r} exists already",
+                code="PIPELINE_INVALID",
+            )
+        self._steps[step.name] = step
+        return self
+
+    def add_tool_node(
+        self,
+        name: str,
+        tool: str,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        depends_on: str | Iterable[str] = (),
+        when: str | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | int | None = None,
+        fallback: Iterable[str | FallbackTool] = (),
+        on_skipped: Literal["skip", "run"] = "skip",
+        description: str = "",
+    ) -> Flow:
+        """A step that calls ``tool`` (then each of ``fallback`` in turn if it fails)."""
+        return self._add(
+            Step(
+                name=name,
+                tool=tool,
+                inputs=dict(inputs or {}),
+                depends_on=_names(depends_on),
+                when=when,
+                timeout=timeout,
+                retry=_retry_default(retry),
+                fallback=_calls(fallback),
+                on_skipped=on_skipped,
+                description=description,
+            )
+        )
+
+    def add_parallel_node(
+        self,
+        name: str,
+        branches: Mapping[str, str | Branch] | Iterable[Branch],
+        *,
+        mode: Literal["all", "first"] = "all",
+        inputs: Mapping[str, Any] | None = None,
+        depends_on: str | Iterable[str] = (),
+        when: str | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | int | None = None,
+        on_skipped: Literal["skip", "run"] = "skip",
+        description: str = "",
+    ) -> Flow:
+        """A step running ``branches`` at once; ``mode`` ``all`` or ``first`` (first success wins).
+
+        ``branches`` maps a branch name to a tool name or a :class:`Branch`
+        (renamed to the key), or lists :class:`Branch` objects. Branches
+        without inputs of their own take the step's ``inputs``; ``timeout``
+        and ``retry`` likewise.
+        """
+        built: list[Branch] = []
+        if isinstance(branches, Mapping):
+            for bname, spec in branches.items():
+                if isinstance(spec, str):
+                    built.append(Branch(name=bname, tool=spec))
+                else:
+                    built.append(attrs.evolve(spec, name=bname))
+        else:
+            built.extend(branches)
+        return self._add(
+            Step(
+                name=name,
+                inputs=dict(inputs or {}),
+                depends_on=_names(depends_on),
+                when=when,
+                timeout=timeout,
+                retry=_retry_default(retry),
+                branches=tuple(built),
+                mode=mode,
+                on_skipped=on_skipped,
+                description=description,
+            )
+        )
+
+    def connect(self, source: str, target: str) -> Flow:
+        """``target`` runs after ``source`` (checked when the flow is built)."""
+        self._edges.append((source, target))
+        return self
+
+    def add_input(self, name: str, schema: Mapping[str, Any] | None = None) -> Flow:
+        """Declare a pipeline input (``schema`` is JSON Schema; empty accepts anything)."""
+        if self._inputs is None:
+            self._inputs = {}
+        self._inputs[name] = dict(schema or {})
+        return self
+
+    def add_output(self, name: str, expression: str) -> Flow:
+        """A pipeline output: ``expression`` over the scope (``"b.summary"``)."""
+        if self._outputs is None:
+            self._outputs = {}
+        self._outputs[name] = expression
+        return self
+
+    def to_pipeline(self) -> Pipeline:
+        """The pipeline as written, unchecked (``connect`` with unknown names kept as is)."""
+        steps = dict(self._steps)
+        issues: list[ManifestIssue] = []
+        for i, (source, target) in enumerate(self._edges):
+            if target not in steps:
+                issues.append(
+                    ManifestIssue(
+                        f"connect({source!r}, {target!r}): no node named {target!r}{_hint(target, steps)}",
+                        path=format_path(("pipelines", self.name, "connect", i)),
+                    )
+                )
+                continue
+            step = steps[target]
+            if source not in step.depends_on:
+                steps[target] = attrs.evolve(step, depends_on=(*step.depends_on, source))
+        if issues:
+            raise ManifestError(issues=issues, code="PIPELINE_INVALID", pipeline=self.name)
+        return Pipeline(
+            name=self.name,
+            steps=tuple(steps.values()),
+            inputs=self._inputs,
+            outputs=self._outputs,
+            description=self.description,
+        )
+
+    def build(self, registry: ToolRegistry | None = None) -> Pipeline:
+        """The pipeline, checked: against ``registry`` too when given (tools, IO check)."""
+        pipeline = self.to_pipeline()
+        _plan, issues = compile_pipeline(pipeline, registry)
+        if issues:
+            raise ManifestError(issues=issues, code="PIPELINE_INVALID", pipeline=self.name)
+        return pipeline
+
+
+# -- the compiled plan the orchestrator runs -----------------------------------------
+
+
+@attrs.frozen
+class Feed:
+    """How one input port gets its value: an expression, or a literal."""
+
+    port: str
+    expr: Expr | None = None
+    literal: Any = None
+
+
+@attrs.frozen
+class CompiledCall:
+    tool: Tool
+    #: "tool 'x'", "fallback tool 'y'": for messages
+    label: str
+    feeds: tuple[Feed, ...]
+    timeout: float | None
+    retry: RetryPolicy
+
+
+@attrs.frozen
+class CompiledBranch:
+    name: str | None
+    chain: tuple[CompiledCall, ...]
+
+
+@attrs.frozen
+class CompiledStep:
+    name: str
+    deps: tuple[str, ...]
+    when: Expr | None
+    branches: tuple[CompiledBranch, ...]
+    parallel: bool
+    mode: str
+    on_skipped: str
+
+
+@attrs.frozen
+class PipelinePlan:
+    pipeline: Pipeline
+    #: in a topological order
+    steps: tuple[CompiledStep, ...]
+    outputs: dict[str, Expr] | None
+
+
+# -- expressions: references and paths ------------------------------------------------
+
+_LEFT_ONLY = {"index_expression", "projection", "value_projection", "filter_projection", "pipe", "flatten"}
+_ALL_CHILDREN = {
+    "comparator",
+    "or_expression",
+    "and_expression",
+    "not_expression",
+    "function_expression",
+    "multi_select_list",
+    "multi_select_dict",
+    "key_val_pair",
+}
+
+
+def _as_path(node: dict[str, Any]) -> PathT | None:
+    """A plain field path (``a.b[0].c``) as a tuple; None for anything else."""
+    kind = node.get("type")
+    children = node.get("children") or []
+    if kind == "field":
+        return (node["value"],)
+    if kind == "subexpression":
+        out: PathT = ()
+        for child in children:
+            part = _as_path(child)
+            if part is None:
+                return None
+            out += part
+        return out
+    if kind == "index_expression" and len(children) == 2 and children[1].get("type") == "index":
+        left = _as_path(children[0])
+        return None if left is None else (*left, children[1]["value"])
+    return None
+
+
+def _root_paths(node: dict[str, Any]) -> list[PathT]:
+    """The field paths an expression reads from the top of the scope."""
+    path = _as_path(node)
+    if path is not None:
+        return [path]
+    kind = node.get("type")
+    children = node.get("children") or []
+    if kind == "subexpression":
+        prefix: PathT = ()
+        for child in children:
+            part = _as_path(child)
+            if part is None:
+                break
+            prefix += part
+        return [prefix] if prefix else _root_paths(children[0])
+    if kind in _LEFT_ONLY and children:
+        return _root_paths(children[0])
+    if kind in _ALL_CHILDREN:
+        return [p for child in children for p in _root_paths(child)]
+    return []
+
+
+def _quote(name: str) -> str:
+    return name if _NAME_RE.match(name) else json.dumps(name)
+
+
+# -- checking and compiling ------------------------------------------------------------
+
+
+class _Issues:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.doc = pipeline.source
+        self.base: PathT = ("pipelines", pipeline.name)
+        self.items: list[ManifestIssue] = []
+
+    def add(self, path: PathT, message: str) -> None:
+        full = (*self.base, *path)
+        if self.doc is not None:
+            self.items.append(self.doc.issue(full, message))
+        else:
+            self.items.append(ManifestIssue(message, path=format_path(full)))
+
+
+def _hint(name: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f"; known: {', '.join(known) or 'none'}"
+
+
+def _compile_text(text: Any, path: PathT, issues: _Issues) -> Expr | None:
+    from .._manifest.expr import compile_expr
+
+    if not isinstance(text, str):
+        issues.add(path, f"expected an expression string, got {type(text).__name__}")
+        return None
+    import jmespath
+
+    try:
+        return compile_expr(text)
+    except jmespath.exceptions.JMESPathError as exc:
+        from .._manifest.loader import _expr_problem
+
+        issues.add(path, f"invalid expression {text!r}: {_expr_problem(exc)}")
+        return None
+
+
+def _object_schema(ports: Mapping[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": dict(ports), "required": list(ports)}
+
+
+def _navigate(schema: Any, key: str | int) -> Any:
+    if not isinstance(schema, dict):
+        return {}
+    if isinstance(key, int):
+        items = schema.get("items")
+        return items if isinstance(items, dict) else {}
+    props = schema.get("properties")
+    if isinstance(props, dict) and key in props:
+        return props[key]
+    for name in ("anyOf", "oneOf"):
+        alts = schema.get(name)
+        if isinstance(alts, list):
+            return {"anyOf": [_navigate(a, key) for a in alts]}
+    return {}
+
+
+@attrs.frozen
+class _Shape:
+    """What one alternative of a step outputs: port -> schema (and port -> format)."""
+
+    label: str
+    ports: dict[str, Any]
+    formats: dict[str, str]
+
+
+def _shape_of(tool: Tool, label: str) -> _Shape:
+    return _Shape(
+        label,
+        {p.name: p.schema for p in tool.manifest.outputs},
+        {p.name: p.format for p in tool.manifest.outputs},
+    )
+
+
+def _literal_value(value: Any) -> tuple[bool, Any]:
+    """(is_literal, value) for a mapping entry; raises ValueError on a bad mapping."""
+    if isinstance(value, str):
+        return False, value
+    if isinstance(value, Mapping):
+        if set(value) == {"value"}:
+            return True, value["value"]
+        raise ValueError(
+            "a mapping here must be {value: ...} (a literal); "
+            "to build an object write an expression such as '{a: step.x}'"
+        )
+    return True, value
+
+
+class _Compiler:
+    def __init__(self, pipeline: Pipeline, registry: ToolRegistry | None) -> None:
+        self.p = pipeline
+        self.registry = registry
+        self.issues = _Issues(pipeline)
+        self.steps = {s.name: s for s in pipeline.steps}
+        self.tools: dict[str, Tool] = {}
+        self.deps: dict[str, list[str]] = {}
+        self.shapes: dict[str, list[_Shape]] = {}
+
+    # where a call sits in the definition
+    @staticmethod
+    def _call_base(step: Step, branch: int | None, fallback: int | None) -> PathT:
+        base: PathT = ("steps", step.name)
+        if branch is not None:
+            base = (*base, "parallel", step.branches[branch].name)
+        if fallback is not None:
+            base = (*base, "fallback", fallback)
+        return base
+
+    def tool(self, name: str, path: PathT) -> Tool | None:
+        if self.registry is None:
+            return None
+        if name in self.registry:
+            tool = self.registry.get(name)
+            self.tools[name] = tool
+            return tool
+        self.issues.add(path, f"unknown tool {name!r}{_hint(name, self.registry.names())}")
+        return None
+
+    def run(self) -> PipelinePlan | None:
+        p, add = self.p, self.issues.add
+        if not _NAME_RE.match(p.name):
+            add((), f"pipeline name {p.name!r} must be an identifier (letters, digits, _)")
+        if p.inputs is not None:
+            self._check_input_schemas(p.inputs)
+        seen: set[str] = set()
+        for step in p.steps:
+            if step.name in seen:
+                add(("steps", step.name), f"step {step.name!r} is defined twice")
+            seen.add(step.name)
+            if not _NAME_RE.match(step.name) or step.name == INPUT:
+                add(
+                    ("steps", step.name),
+                    f"step name {step.name!r} must be an identifier other than {INPUT!r} "
+                    "(expressions refer to steps by name)",
+                )
+        if not p.steps:
+            add(("steps",), "a pipeline needs at least one step")
+        exprs: dict[tuple[str, PathT], Expr] = {}
+        for step in p.steps:
+            self._check_step(step, exprs)
+        outputs: dict[str, Expr] | None = None
+        if p.outputs is not None:
+            outputs = {}
+            for oname, text in p.outputs.items():
+                expr = _compile_text(text, ("outputs", oname), self.issues)
+                if expr is not None:
+                    outputs[oname] = expr
+                    self._check_refs(expr, ("outputs", oname), None)
+        order = self._order()
+        for step in p.steps:
+            self.shapes[step.name] = self._shapes(step)
+        compiled: dict[str, CompiledStep] = {}
+        for step in p.steps:
+            built = self._compile_step(step, exprs)
+            if built is not None:
+                compiled[step.name] = built
+        if self.issues.items or order is None:
+            return None
+        return PipelinePlan(pipeline=p, steps=tuple(compiled[n] for n in order), outputs=outputs)
+
+    def _check_input_schemas(self, inputs: Mapping[str, Any]) -> None:
+        import jsonschema
+
+        for name, schema in inputs.items():
+            if not _NAME_RE.match(name):
+                self.issues.add(("inputs", name), f"input name {name!r} must be an identifier")
+            if not isinstance(schema, dict):
+                self.issues.add(("inputs", name), "expected a JSON Schema mapping")
+                continue
+            try:
+                jsonschema.Draft202012Validator.check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                self.issues.add(("inputs", name), f"invalid JSON Schema: {exc.message}")
+
+    def _check_step(self, step: Step, exprs: dict[tuple[str, PathT], Expr]) -> None:
+        add = self.issues.add
+        base: PathT = ("steps", step.name)
+        deps: list[str] = []
+        for i, dep in enumerate(step.depends_on):
+            if dep not in self.steps:
+                add((*base, "depends_on", i), f"step {step.name!r} depends on unknown step {dep!r}{_hint(dep, self.steps)}")
+            elif dep not in deps:
+                deps.append(dep)
+        self.deps[step.name] = deps
+        if step.tool is None and not step.branches:
+            add(base, f"step {step.name!r} needs a `tool` or `parallel` branches")
+        if step.tool is not None and step.branches:
+            add(base, f"step {step.name!r} has both a `tool` and `parallel` branches; pick one")
+        if step.branches and step.fallback:
+            add((*base, "fallback"), "a parallel step takes fallbacks per branch, not for the whole step")
+        if step.mode not in ("all", "first"):
+            add((*base, "mode"), f"mode must be 'all' or 'first', got {step.mode!r}")
+        if step.on_skipped not in ("skip", "run"):
+            add((*base, "on_skipped"), f"on_skipped must be 'skip' or 'run', got {step.on_skipped!r}")
+        self._check_timing(step.timeout, step.retry, base)
+        if step.when is not None:
+            expr = _compile_text(step.when, (*base, "when"), self.issues)
+            if expr is not None:
+                exprs[(step.name, (*base, "when"))] = expr
+                self._check_refs(expr, (*base, "when"), step.name)
+        mappings: list[tuple[PathT, Mapping[str, Any]]] = [((*base, "inputs"), step.inputs)]
+        if step.tool is not None:
+            self.tool(step.tool, (*base, "tool"))
+        names: set[str] = set()
+        for b, branch in enumerate(step.branches):
+            bbase = self._call_base(step, b, None)
+            if branch.name in names or not _NAME_RE.match(branch.name):
+                add(bbase, f"branch name {branch.name!r} must be a unique identifier")
+            names.add(branch.name)
+            self.tool(branch.tool, (*bbase, "tool"))
+            self._check_timing(branch.timeout, branch.retry, bbase)
+            if branch.inputs is not None:
+                mappings.append(((*bbase, "inputs"), branch.inputs))
+            for f, call in enumerate(branch.fallback):
+                fbase = (*bbase, "fallback", f)
+                self.tool(call.tool, (*fbase, "tool") if call.inputs or call.timeout or call.retry else fbase)
+                self._check_timing(call.timeout, call.retry, fbase)
+                if call.inputs is not None:
+                    mappings.append(((*fbase, "inputs"), call.inputs))
+        for f, call in enumerate(step.fallback):
+            fbase = self._call_base(step, None, f)
+            self.tool(call.tool, (*fbase, "tool") if call.inputs or call.timeout or call.retry else fbase)
+            self._check_timing(call.timeout, call.retry, fbase)
+            if call.inputs is not None:
+                mappings.append(((*fbase, "inputs"), call.inputs))
+        for mbase, mapping in mappings:
+            for port, value in mapping.items():
+                try:
+                    is_literal, text = _literal_value(value)
+                except ValueError as exc:
+                    add((*mbase, port), str(exc))
+                    continue
+                if is_literal:
+                    continue
+                expr = _compile_text(text, (*mbase, port), self.issues)
+                if expr is not None:
+                    exprs[(step.name, (*mbase, port))] = expr
+                    self._check_refs(expr, (*mbase, port), step.name)
+
+    def _check_timing(self, timeout: float | None, retry: RetryPolicy | None, base: PathT) -> None:
+        add = self.issues.add
+        if timeout is not None and not timeout > 0:
+            add((*base, "timeout"), f"timeout must be a positive number of seconds, got {timeout!r}")
+        if retry is None:
+            return
+        if retry.attempts < 1:
+            add((*base, "retry", "attempts"), f"attempts must be at least 1, got {retry.attempts}")
+        if retry.backoff not in ("fixed", "exponential"):
+            add((*base, "retry", "backoff"), f"backoff must be 'fixed' or 'exponential', got {retry.backoff!r}")
+        if retry.delay < 0 or retry.max_delay < 0:
+            add((*base, "retry"), "delay and max_delay must not be negative")
+        if retry.factor < 1:
+            add((*base, "retry", "factor"), f"factor must be at least 1, got {retry.factor}")
+
+    def _check_refs(self, expr: Expr, path: PathT, step: str | None) -> None:
+        """Every name an expression reads must be ``input`` or a step (a dependency)."""
+        for ref in _root_paths(expr._parsed.parsed):
+            root = ref[0]
+            if not isinstance(root, str):
+                continue
+            if root == INPUT:
+                inputs = self.p.inputs
+                if inputs is not None and len(ref) > 1 and ref[1] not in inputs:
+                    self.issues.add(
+                        path,
+                        f"{expr.text!r} reads pipeline input {ref[1]!r}, which is not declared{_hint(str(ref[1]), inputs)}",
+                    )
+                continue
+            if root not in self.steps:
+                self.issues.add(
+                    path,
+                    f"{expr.text!r} refers to unknown step {root!r}{_hint(root, [*self.steps, INPUT])}",
+                )
+                continue
+            if step is not None and root not in self.deps[step]:
+                self.deps[step].append(root)
+
+    def _order(self) -> list[str] | None:
+        """A topological order; a cycle is reported (``a -> b -> a``) and gives None."""
+        state: dict[str, int] = {}
+        order: list[str] = []
+        found = False
+
+        def visit(name: str, trail: list[str]) -> None:
+            nonlocal found
+            state[name] = 1
+            trail.append(name)
+            for dep in self.deps.get(name, ()):
+                if dep not in self.steps:
+                    continue
+                if state.get(dep) == 1:
+                    cycle = [*trail[trail.index(dep):], dep]
+                    self.issues.add(
+                        ("steps", dep),
+                        f"pipeline {self.p.name!r} has a cycle: {' -> '.join(reversed(cycle))}",
+                    )
+                    found = True
+                elif dep not in state:
+                    visit(dep, trail)
+            trail.pop()
+            state[name] = 2
+            order.append(name)
+
+        for step in self.p.steps:
+            if step.name not in state:
+                visit(step.name, [])
+        return None if found else order
+
+    def _shapes(self, step: Step) -> list[_Shape]:
+        """What the step may output: one shape per alternative tool (None: unknown)."""
+        def known(name: str) -> Tool | None:
+            return self.tools.get(name)
+
+        if step.tool is not None:
+            out: list[_Shape] = []
+            for label, name in [("tool", step.tool)] + [("fallback tool", c.tool) for c in step.fallback]:
+                tool = known(name)
+                if tool is not None:
+                    out.append(_shape_of(tool, f"{label} {name!r}"))
+            return out
+        if step.mode == "first":
+            return [
+                _shape_of(tool, f"branch {b.name!r} {'tool' if i == 0 else 'fallback tool'} {name!r}")
+                for b in step.branches
+                for i, name in enumerate([b.tool, *(c.tool for c in b.fallback)])
+                if (tool := known(name)) is not None
+            ]
+        ports: dict[str, Any] = {}
+        for b in step.branches:
+            alts = [
+                _object_schema(_shape_of(tool, "").ports)
+                for name in [b.tool, *(c.tool for c in b.fallback)]
+                if (tool := known(name)) is not None
+            ]
+            ports[b.name] = alts[0] if len(alts) == 1 else {"anyOf": alts} if alts else {}
+        return [_Shape(f"branches of step {step.name!r}", ports, {})]
+
+    def _compile_step(self, step: Step, exprs: dict[tuple[str, PathT], Expr]) -> CompiledStep | None:
+        when = exprs.get((step.name, ("steps", step.name, "when")))
+        branches: list[CompiledBranch] = []
+        if step.tool is not None:
+            chain = self._chain(step, None, step.tool, step.inputs, step.timeout, step.retry, step.fallback, exprs)
+            branches.append(CompiledBranch(None, chain))
+        for b, branch in enumerate(step.branches):
+            chain = self._chain(
+                step, b, branch.tool,
+                branch.inputs if branch.inputs is not None else step.inputs,
+                branch.timeout if branch.timeout is not None else step.timeout,
+                branch.retry or step.retry,
+                branch.fallback, exprs,
+                own_inputs=branch.inputs is not None,
+            )
+            branches.append(CompiledBranch(branch.name, chain))
+        return CompiledStep(
+            name=step.name,
+            deps=tuple(self.deps.get(step.name, ())),
+            when=when,
+            branches=tuple(branches),
+            parallel=bool(step.branches),
+            mode=step.mode,
+            on_skipped=step.on_skipped,
+        )
+
+    def _chain(
+        self,
+        step: Step,
+        branch: int | None,
+        tool_name: str,
+        inputs: Mapping[str, Any],
+        timeout: float | None,
+        retry: RetryPolicy,
+        fallback: Sequence[FallbackTool],
+        exprs: dict[tuple[str, PathT], Expr],
+        own_inputs: bool = True,
+    ) -> tuple[CompiledCall, ...]:
+        first_base = self._call_base(step, branch, None)
+        mapping_base = first_base if (branch is not None and own_inputs) else ("steps", step.name)
+        calls: list[CompiledCall] = []
+        entries: list[tuple[str, str, Mapping[str, Any], PathT, bool, float | None, RetryPolicy]] = [
+            ("tool", tool_name, inputs, mapping_base, branch is not None and not own_inputs, timeout, retry)
+        ]
+        for f, call in enumerate(fallback):
+            fbase = self._call_base(step, branch, f)
+            own = call.inputs is not None
+            entries.append(
+                (
+                    "fallback tool",
+                    call.tool,
+                    call.inputs if call.inputs is not None else inputs,
+                    fbase if own else mapping_base,
+                    not own,
+                    call.timeout if call.timeout is not None else timeout,
+                    call.retry or retry,
+                )
+            )
+        for label, name, mapping, mbase, inherited, t, r in entries:
+            tool = self.tools.get(name)
+            if tool is None:
+                continue
+            feeds = self._feeds(step, tool, mapping, mbase, inherited, exprs)
+            calls.append(CompiledCall(tool, f"{label} {name!r}", tuple(feeds), t, r))
+        return tuple(calls)
+
+    def _feeds(
+        self,
+        step: Step,
+        tool: Tool,
+        mapping: Mapping[str, Any],
+        mbase: PathT,
+        inherited: bool,
+        exprs: dict[tuple[str, PathT], Expr],
+    ) -> list[Feed]:
+        from .._manifest.expr import compile_expr
+
+        add = self.issues.add
+        ports = {p.name: p for p in tool.manifest.inputs}
+        feeds: list[Feed] = []
+        for port_name, value in mapping.items():
+            path = (*mbase, "inputs", port_name)
+            port = ports.get(port_name)
+            if port is None:
+                if not inherited:
+                    add(
+                        path,
+                        f"tool {tool.name!r} has no input {port_name!r}"
+                        f" (inputs: {', '.join(ports) or 'none'})",
+                    )
+                continue
+            try:
+                is_literal, value = _literal_value(value)
+            except ValueError:
+                continue  # reported by _check_step
+            if is_literal:
+                self._check_literal(step, tool, port, value, path)
+                feeds.append(Feed(port_name, literal=value))
+                continue
+            expr = exprs.get((step.name, path))
+            if expr is None:
+                continue  # a bad expression, reported already
+            feeds.append(Feed(port_name, expr=expr))
+            self._check_feed(step, tool, port, expr, path)
+        for port in tool.manifest.inputs:
+            if port.name in mapping:
+                continue
+            providers = [
+                dep for dep in self.deps.get(step.name, ())
+                if self.shapes.get(dep) and all(port.name in s.ports for s in self.shapes[dep])
+            ]
+            if len(providers) > 1:
+                add(
+                    ("steps", step.name),
+                    f"input {port.name!r} of tool {tool.name!r} could come from steps "
+                    f"{', '.join(repr(p) for p in providers)}: map it in `inputs`",
+                )
+                continue
+            if providers:
+                expr = compile_expr(f"{_quote(providers[0])}.{_quote(port.name)}")
+            elif self.p.inputs is None or port.name in self.p.inputs:
+                expr = compile_expr(f"{INPUT}.{_quote(port.name)}")
+            elif "default" in port.schema:
+                continue
+            else:
+                add(
+                    ("steps", step.name),
+                    f"input {port.name!r} of tool {tool.name!r} is not mapped: no dependency outputs "
+                    f"{port.name!r} and the pipeline declares no input of that name",
+                )
+                continue
+            feeds.append(Feed(port.name, expr=expr))
+            self._check_feed(step, tool, port, expr, ("steps", step.name))
+        return feeds
+
+    def _check_literal(self, step: Step, tool: Tool, port: Port, value: Any, path: PathT) -> None:
+        import jsonschema
+
+        if not port.schema:
+            return
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(port.schema).iter_errors(value)
+        )
+        if error is not None:
+            self.issues.add(
+                path,
+                f"step {step.name!r} input {port.name!r} (tool {tool.name!r}): "
+                f"the literal {value!r} does not fit: {error.message}",
+            )
+
+    def _check_feed(self, step: Step, tool: Tool, port: Port, expr: Expr, path: PathT) -> None:
+        """The IO check of one mapping: the source's schema must fit the port's."""
+        from ._iocheck import schema_problems
+
+        target = f"step {step.name!r} input {port.name!r} (tool {tool.name!r})"
+        node = expr._parsed.parsed
+        if node.get("type") == "literal":
+            self._check_literal(step, tool, port, node.get("value"), path)
+            return
+        ref = _as_path(node)
+        if ref is None or not isinstance(ref[0], str):
+            return  # a computed value: checked at call time
+        root, rest = ref[0], ref[1:]
+        sources: list[tuple[str, str | None, Any, str | None]] = []  # (origin, label, schema, format)
+        if root == INPUT:
+            if self.p.inputs is None or not rest or rest[0] not in self.p.inputs:
+                return
+            schema = self.p.inputs[str(rest[0])]
+            for key in rest[1:]:
+                schema = _navigate(schema, key)
+            sources.append((f"pipeline input {rest[0]!r}", None, schema, None))
+        elif root in self.shapes:
+            for shape in self.shapes[root]:
+                if not rest:
+                    sources.append((f"step {root!r}", shape.label, _object_schema(shape.ports), None))
+                    continue
+                port_name = rest[0]
+                if not isinstance(port_name, str):
+                    continue
+                if port_name not in shape.ports:
+                    self.issues.add(
+                        path,
+                        f"{target} reads output {port_name!r} of step {root!r}, but {shape.label} "
+                        f"outputs only {', '.join(map(repr, shape.ports)) or 'nothing'}",
+                    )
+                    continue
+                schema = shape.ports[port_name]
+                for key in rest[1:]:
+                    schema = _navigate(schema, key)
+                fmt = shape.formats.get(port_name) if len(rest) == 1 else None
+                origin = f"step {root!r} output {'.'.join(map(str, rest))!r}"
+                sources.append((origin, shape.label, schema, fmt))
+        # one issue per problem, naming every alternative (tool, fallbacks) that has it
+        found: dict[tuple[str, str], list[str]] = {}
+        for origin, label, schema, fmt in sources:
+            if fmt is not None and (fmt == "binary") != (port.format == "binary"):
+                problems = [f"format {fmt} does not fit format {port.format}"]
+            else:
+                problems = schema_problems(schema, port.schema)
+            for problem in problems:
+                labels = found.setdefault((origin, problem), [])
+                if label is not None:
+                    labels.append(label)
+        for (origin, problem), labels in found.items():
+            via = f" ({', '.join(labels)})" if labels else ""
+            self.issues.add(path, f"{target} is fed by {origin}{via}: {problem}")
+
+
+def compile_pipeline(
+    pipeline: Pipeline, registry: ToolRegistry | None
+) -> tuple[PipelinePlan | None, list[ManifestIssue]]:
+    """Check a pipeline (against ``registry`` when given) and build its plan.
+
+    Returns ``(plan, [])`` or ``(None, issues)``. Without a registry only the
+    structure is checked (names, dependencies, cycles, expressions) and no
+    plan is built.
+    """
+    compiler = _Compiler(pipeline, registry)
+    plan = compiler.run()
+    issues = sorted(compiler.issues.items, key=lambda i: (i.file or "", i.line or 0))
+    if registry is None:
+        return None, issues
+    return (plan if not issues else None), issues
+
+
+# -- YAML ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _CallDoc:
+    tool: str
+    inputs: dict[str, Any] | None = None
+    timeout: float | None = None
+    retry: int | RetryPolicy | None = None
+
+
+@attrs.frozen
+class _BranchDoc:
+    tool: str
+    inputs: dict[str, Any] | None = None
+    timeout: float | None = None
+    retry: int | RetryPolicy | None = None
+    fallback: list[str | _CallDoc] = attrs.Factory(list)
+
+
+@attrs.frozen
+class _StepDoc:
+    tool: str | None = None
+    parallel: dict[str, str | _BranchDoc] | None = None
+    mode: Literal["all", "first"] = "all"
+    inputs: dict[str, Any] = attrs.Factory(dict)
+    depends_on: str | list[str] = attrs.Factory(list)
+    when: str | None = None
+    timeout: float | None = None
+    retry: int | RetryPolicy | None = None
+    fallback: list[str | _CallDoc] = attrs.Factory(list)
+    on_skipped: Literal["skip", "run"] = "skip"
+    description: str = ""
+
+
+@attrs.frozen
+class _PipelineDoc:
+    steps: dict[str, _StepDoc]
+    description: str = ""
+    inputs: dict[str, dict[str, Any]] | None = None
+    outputs: dict[str, str] | None = None
+
+
+@attrs.frozen
+class _FileDoc:
+    version: int
+    #: tool manifests may share the file; the tools loader reads them
+    tools: Any = None
+    pipelines: dict[str, _PipelineDoc] = attrs.Factory(dict)
+
+
+def _call(doc: str | _CallDoc) -> FallbackTool:
+    if isinstance(doc, str):
+        return FallbackTool(tool=doc)
+    return FallbackTool(tool=doc.tool, inputs=doc.inputs, timeout=doc.timeout, retry=_retry(doc.retry))
+
+
+def _from_doc(name: str, doc: _PipelineDoc, source: Located) -> Pipeline:
+    steps: list[Step] = []
+    for sname, s in doc.steps.items():
+        branches = []
+        for bname, b in (s.parallel or {}).items():
+            if isinstance(b, str):
+                branches.append(Branch(name=bname, tool=b))
+            else:
+                branches.append(
+                    Branch(
+                        name=bname, tool=b.tool, inputs=b.inputs, timeout=b.timeout,
+                        retry=_retry(b.retry), fallback=tuple(_call(c) for c in b.fallback),
+                    )
+                )
+        steps.append(
+            Step(
+                name=sname,
+                tool=s.tool,
+                inputs=s.inputs,
+                depends_on=_names(s.depends_on),
+                when=s.when,
+                timeout=s.timeout,
+                retry=_retry_default(s.retry),
+                fallback=tuple(_call(c) for c in s.fallback),
+                branches=tuple(branches),
+                mode=s.mode,
+                on_skipped=s.on_skipped,
+                description=s.description,
+            )
+        )
+    return Pipeline(
+        name=name, steps=tuple(steps), inputs=doc.inputs, outputs=doc.outputs,
+        description=doc.description, source=source,
+    )
+
+
+def parse_pipelines(
+    text: str | bytes, file: str | None = None, env: Mapping[str, str] | None = None
+) -> tuple[list[Pipeline], list[ManifestIssue]]:
+    """One YAML/JSON document -> its pipelines (unchecked against tools), or the issues found."""
+    from .._manifest.loader import _describe, _issues_from, converter
+    from .._manifest.yaml import expand_env, read_yaml
+
+    doc, issues = read_yaml(text, file)
+    if doc is None:
+        return [], issues
+    if not isinstance(doc.value, dict):
+        return [], [doc.issue((), f"a pipeline file must be a mapping, got {_describe(doc.value)}")]
+    value = doc.value
+    if "pipelines" not in value and "tools" in value:
+        return [], []  # a tool manifest: the tools loader reads it
+    if "version" not in value:
+        issues.append(doc.issue((), "field 'version' is required (use `version: 1`)"))
+    elif value["version"] != 1 or isinstance(value["version"], bool):
+        return [], [
+            doc.issue(("version",), f"unsupported manifest version {value['version']!r}; this modelwire reads 1")
+        ]
+    if "pipelines" not in value:
+        issues.append(doc.issue((), "a pipeline file needs a `pipelines:` mapping"))
+    env_issues = expand_env(doc, os.environ if env is None else env)
+    issues.extend(env_issues)
+    unexpanded = {i.path for i in env_issues}
+    value = {"version": 1, **doc.value}
+    try:
+        structured = converter().structure(value, _FileDoc)
+    except Exception as exc:
+        issues.extend(i for i in _issues_from(exc, (), doc) if i.path not in unexpanded)
+        return [], issues
+    pipelines = [_from_doc(name, pdoc, doc) for name, pdoc in structured.pipelines.items()]
+    return pipelines, issues
+
+
+def read_pipelines(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    registry: ToolRegistry | None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> tuple[list[Pipeline], list[ManifestIssue]]:
+    """Like :func:`load_pipelines`, but returns every issue instead of raising."""
+    from .._manifest.loader import _read_source
+
+    sources = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    pipelines: list[Pipeline] = []
+    issues: list[ManifestIssue] = []
+    origin: dict[str, str] = {}
+    for source in sources:
+        label = os.fspath(source)
+        try:
+            raw = _read_source(source)
+        except OSError as exc:
+            issues.append(ManifestIssue(f"cannot read pipelines: {exc}", file=label))
+            continue
+        for file, data in raw:
+            found, problems = parse_pipelines(data, file, env)
+            issues.extend(problems)
+            # a field already reported (an unset ${VAR}) gets no second issue
+            reported = {i.path for i in problems}
+            for pipeline in found:
+                prev = origin.get(pipeline.name)
+                if prev is not None:
+                    assert pipeline.source is not None
+                    issues.append(
+                        pipeline.source.issue(
+                            ("pipelines", pipeline.name),
+                            f"pipeline {pipeline.name!r} is defined twice: in {prev} and in {file}",
+                        )
+                    )
+                    continue
+                origin[pipeline.name] = file
+                _plan, problems = compile_pipeline(pipeline, registry)
+                issues.extend(i for i in problems if i.path not in reported)
+                pipelines.append(pipeline)
+    return pipelines, issues
+
+
+def load_pipelines(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    registry: ToolRegistry | None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> list[Pipeline]:
+    """Load pipelines from YAML/JSON files or directories and check them.
+
+    With a ``registry``: every tool must exist and the IO check must pass
+    (``None`` checks the structure only). Raises one
+    :class:`~modelwire.ManifestError` (code ``PIPELINE_INVALID``) listing
+    every issue with its file, field path and line.
+    """
+    pipelines, issues = read_pipelines(paths, registry, env=env)
+    if issues:
+        raise ManifestError(issues=issues, code="PIPELINE_INVALID")
+    return pipelines
+
