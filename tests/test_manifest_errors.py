@@ -32,7 +32,7 @@ from modelwire._manifest.model import (
     Model,
     Operator,
     Pricing,
-    Protocol,
+    Detection,
     Provider,
     Timeout,
     UrlRule,
@@ -83,7 +83,7 @@ def test_design_sketch_loads_into_attrs_classes() -> None:
     assert mini.limits.mode == "wait"
     assert mini.capabilities == ["generate", "stream"]
     assert mini.pricing is None
-    assert catalog.protocol == Protocol()
+    assert catalog.protocol == Detection()
     assert catalog.origins[("models", "gpt-4.1")] == str(SAMPLES / "design-sketch.yaml")
 
 

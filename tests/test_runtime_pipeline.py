@@ -1,4 +1,4 @@
-"""Runtime.call_pipeline: the runtime's tools, its orchestrator, one shutdown."""
+"""Pipelines beside a runtime: an Orchestrator over a ToolRegistry, under asyncio, trio and SyncRuntime.run."""
 
 from __future__ import annotations
 
@@ -20,9 +20,8 @@ def add_one(result: int) -> int:
     return result + 1
 
 
-def make_runtime() -> modelwire.Runtime:
-    registry = modelwire.tools.ToolRegistry([double, add_one])
-    rt = modelwire.Runtime.from_manifests("builtin:openai", env={}, tools=registry)
+def make_orchestrator() -> modelwire.pipelines.Orchestrator:
+    orch = modelwire.pipelines.Orchestrator(modelwire.tools.ToolRegistry([double, add_one]))
     flow = (
         modelwire.pipelines.Flow("twice_plus_one", inputs={"x": {"type": "integer"}})
         .add_tool_node("a", "double", inputs={"x": "input.x"})
@@ -30,32 +29,31 @@ def make_runtime() -> modelwire.Runtime:
         .connect("a", "b")
         .add_output("value", "b.result")
     )
-    rt.pipelines.register_pipeline(flow)
-    return rt
+    orch.register_pipeline(flow)
+    return orch
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_call_pipeline(backend: str) -> None:
-    rt = make_runtime()
+    orch = make_orchestrator()
 
     async def go() -> dict[str, object]:
-        async with rt:
-            return await rt.call_pipeline("twice_plus_one", {"x": 20})
+        return await orch.call_pipeline("twice_plus_one", {"x": 20})
 
     assert anyio.run(go, backend=backend) == {"value": 41}
 
 
 def test_sync_call_pipeline() -> None:
-    with modelwire.SyncRuntime(make_runtime()) as rt:
-        assert rt.call_pipeline("twice_plus_one", {"x": 1}) == {"value": 3}
+    orch = make_orchestrator()
+    with modelwire.SyncRuntime(modelwire.Runtime.from_manifests("builtin:openai", env={})) as rt:
+        assert rt.run(orch.call_pipeline, "twice_plus_one", {"x": 1}) == {"value": 3}
 
 
 def test_unknown_pipeline() -> None:
-    rt = make_runtime()
+    orch = make_orchestrator()
 
     async def go() -> None:
-        async with rt:
-            await rt.call_pipeline("nope", {})
+        await orch.call_pipeline("nope", {})
 
     with pytest.raises(modelwire.NotFoundError):
         anyio.run(go)

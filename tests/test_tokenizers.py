@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import modelwire
 from modelwire import InvalidRequestError, Plugins, ToolCall
-from modelwire import _tokenizers as tokenizers_module
+from modelwire._plugins import tokenizers as tokenizers_module
 from modelwire._plugins.tokenizers import (
     APPROX,
     FUNC_END,
@@ -86,7 +86,7 @@ def test_approx_of_a_join_is_at_most_the_sum_plus_rounding(a: str, b: str) -> No
 
 
 def test_approx_is_a_builtin() -> None:
-    """Needs ``_tokenizers.register_tokenizers`` in the built-in plugin (``_builtins``)."""
+    """Needs ``register_tokenizers`` in the built-in plugin (``_plugins.builtins``)."""
     plugins = Plugins(entry_points=False)
     assert plugins.get_tokenizer("approx") is APPROX
     assert plugins.get("tokenizer", "approx").distribution == "modelwire"

@@ -12,8 +12,6 @@ anyio, httpx, pluggy discovery) load on first use, so ``import modelwire``
 stays light for plugin authors and CLIs.
 """
 
-from __future__ import annotations
-
 import importlib as _importlib
 import typing as _typing
 
@@ -133,7 +131,13 @@ for _name, _module in _EXPORTS.items():
 del _name, _module
 
 
+#: public subpackages, imported on first attribute access (``modelwire.tools.tool``)
+_SUBPACKAGES = frozenset({"agent", "pipelines", "plugin", "testing", "tools"})
+
+
 def __getattr__(name: str) -> _typing.Any:
+    if name in _SUBPACKAGES:
+        return _importlib.import_module(f"{__name__}.{name}")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'modelwire' has no attribute {name!r}")
     return _load(name)

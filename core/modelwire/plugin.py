@@ -34,7 +34,6 @@ from ._plugins.request import OutgoingRequest
 from ._plugins.tokenizers import EncodingTokenizer, Tokenizer
 
 __all__ = [
-    "LIMIT_WINDOW",
     "Admission",
     "Attempt",
     "AuthError",
@@ -44,6 +43,7 @@ __all__ = [
     "Frame",
     "InternalError",
     "InvalidRequestError",
+    "LIMIT_WINDOW",
     "LimiterBackend",
     "LocalLimiter",
     "ModelError",

@@ -822,7 +822,7 @@ class AgentRuntime:
         factory = self._mcp_factory
         if factory is None:
             try:
-                from ..tools import _mcp  # type: ignore[attr-defined,unused-ignore]
+                _mcp = importlib.import_module("modelwire.tools._mcp")
             except ImportError as exc:
                 raise InternalError(
                     f"MCP support is not available ({exc}); install modelwire[agent]", code="MCP_UNAVAILABLE"

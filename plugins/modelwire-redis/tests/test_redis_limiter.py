@@ -24,7 +24,9 @@ import redis.exceptions
 from redis_fixture import RedisServer, free_port, redis_server, require_redis_server
 
 import modelwire
-from modelwire._plugins.limiter import LimiterBackend, Limits, acquire
+from modelwire._plugins.limiter import LimiterBackend
+from modelwire._runtime.limits import CallLimits as Limits
+from modelwire._runtime.limits import acquire
 from modelwire_redis import DEFAULT_PREFIX, DEFAULT_URL, RedisLimiter, redact_url
 
 HERE = Path(__file__).parent
