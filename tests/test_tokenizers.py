@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import modelwire
 from modelwire import InvalidRequestError, Plugins, ToolCall
+from modelwire._plugins import builtins as builtins_module
 from modelwire._plugins import tokenizers as tokenizers_module
 from modelwire._plugins.tokenizers import (
     APPROX,
@@ -94,7 +95,7 @@ def test_approx_is_a_builtin() -> None:
 
 def test_hookimpl_registers_approx() -> None:
     plugins = Plugins(entry_points=False, builtins=False)
-    plugins.register(tokenizers_module, name="tokenizers")
+    plugins.register(builtins_module, name="builtins")
     assert plugins.names("tokenizer") == ["approx"]
     assert plugins.get_tokenizer("approx") is APPROX
 
