@@ -30,69 +30,51 @@ class Contestant:
         self.role = role
 
 
-# -- modelwire: the real per-chunk path of Runtime._send ------------------------------------
+# -- modelwire: the real per-chunk path, the sans-IO exchange ---------------------------------
 
 _MODELS = {"openai": "gpt-4.1", "anthropic": "claude-sonnet-4-5", "ollama": "llama3.2"}
 
 
 def modelwire_runner(fmt: str) -> Runner:
-    """The per-chunk loop of ``modelwire._runtime.client.Runtime._send``, without the socket.
+    """The per-chunk path of a call without the socket: ``modelwire._runtime.exchange.Exchange``.
 
-    Built as ``_send`` builds it: the operator planned from the bundled
+    Built as the runtime builds it: the operator planned from the bundled
     manifests, its rules compiled once (per runtime), then per stream a fresh
-    parser from the plugin registry and a fresh ``EventMapper``.
+    parser from the plugin registry in a fresh ``Exchange`` (parser, event
+    mapping, end marker, usage tally).
     """
     import modelwire
-    from modelwire._events import Done, TextDelta, ToolCallDelta, Usage
-    from modelwire._runtime.mapping import EventMapper, compile_rules
+    from modelwire._events import TextDelta
+    from modelwire._runtime.exchange import Exchange
+    from modelwire._runtime.mapping import compile_rules
     from modelwire._runtime.planning import plan
 
     catalog = modelwire.load_manifests("builtin:*", env={})
     plan_ = plan(catalog, _MODELS[fmt], "generate")
-    rules = compile_rules(plan_.operator)  # _Compiled: once per runtime
+    rules = compile_rules(plan_.operator)  # once per runtime
     context = plan_.context()
     name = plan_.operator.parser
     options = plan_.operator.parser_options
     get_parser = modelwire.get_parser
 
     def run(chunks: list[bytes]) -> tuple[int, str]:
-        parser = get_parser(name, **options)
-        mapper = EventMapper(rules, context)
+        exchange = Exchange(get_parser(name, **options), rules, context)
         produced: list[str] = []
         emitted = 0
-        usage_in = usage_out = usage_cached = None
         for chunk in chunks:
-            if mapper.stopped:
-                continue  # _send drains what follows the end marker
-            for frame in parser.feed(chunk):
-                for ev in mapper.feed(frame):
-                    kind = type(ev)
-                    if kind is TextDelta:
-                        produced.append(ev.text)
-                    elif kind is Usage:
-                        usage_in = ev.input_tokens if ev.input_tokens is not None else usage_in
-                        usage_out = ev.output_tokens if ev.output_tokens is not None else usage_out
-                        usage_cached = (
-                            ev.cached_input_tokens if ev.cached_input_tokens is not None else usage_cached
-                        )
-                        continue
-                    elif kind is ToolCallDelta and ev.arguments:
-                        produced.append(ev.arguments)
-                    if kind is not Done:
-                        emitted += 1  # _send yields it
-                if mapper.stopped:
-                    break
-        if not mapper.stopped:
-            for frame in parser.close():
-                for ev in mapper.feed(frame):
-                    kind = type(ev)
-                    if kind is TextDelta:
-                        produced.append(ev.text)
-                    if kind is not Done and kind is not Usage:
-                        emitted += 1
-        if usage_in is None and usage_out is None:
+            if exchange.stopped:
+                continue  # the runtime drains what follows the end marker
+            for ev in exchange.feed(chunk):
+                if type(ev) is TextDelta:
+                    produced.append(ev.text)
+                emitted += 1
+        for ev in exchange.close():
+            if type(ev) is TextDelta:
+                produced.append(ev.text)
+            emitted += 1
+        if not exchange.tally.reported:
             raise AssertionError(f"modelwire {fmt}: no usage event in the corpus")
-        return emitted, "".join(produced)
+        return emitted + 1, "".join(produced)  # + the Usage event the runtime yields at the end
 
     return run
 

@@ -17,9 +17,17 @@ import pytest
 
 import modelwire
 from modelwire import ManifestError
-from modelwire.agent import AgentApp, AgentRuntime, AgentStartupError, InMemorySessionStore, Msg, SessionContext, load_agentapp_config
-from modelwire.tools import Tool
+from modelwire.agent import (
+    AgentApp,
+    AgentRuntime,
+    AgentStartupError,
+    InMemorySessionStore,
+    Msg,
+    SessionContext,
+    load_agentapp_config,
+)
 from modelwire.testing import ReplayServer, Script
+from modelwire.tools import Tool
 
 pytestmark = pytest.mark.anyio
 

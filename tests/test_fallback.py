@@ -12,8 +12,8 @@ import pytest
 import modelwire
 from modelwire import Fallback, TextDelta, Usage
 from modelwire._errors import ModelError
-from modelwire._plugins.policies import Attempt, Decision, DefaultPolicy
 from modelwire._manifest.model import Retry
+from modelwire._plugins.policies import Attempt, Decision, DefaultPolicy
 from modelwire.testing import ReplayServer, Script
 
 pytestmark = pytest.mark.anyio

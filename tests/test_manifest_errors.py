@@ -22,9 +22,15 @@ from modelwire import (
     Plugins,
     load_manifests,
 )
-from modelwire._manifest.loader import check_plugin_names, converter, parse_manifest, plugin_name_errors
+from modelwire._manifest.loader import (
+    check_plugin_names,
+    converter,
+    parse_manifest,
+    plugin_name_errors,
+)
 from modelwire._manifest.model import (
     Auth,
+    Detection,
     ErrorRule,
     EventRule,
     Limits,
@@ -32,7 +38,6 @@ from modelwire._manifest.model import (
     Model,
     Operator,
     Pricing,
-    Detection,
     Provider,
     Timeout,
     UrlRule,

@@ -17,9 +17,9 @@ import pytest
 
 import modelwire
 from modelwire import NetworkError
+from modelwire.testing import ReplayServer, Script, ToolCall
 from modelwire.tools import ToolError, ToolRegistry, ToolResult, call_tool, run_tools
 from modelwire.tools._mcp import MCPClient, MCPServerConfig, input_ports, tool_name
-from modelwire.testing import ReplayServer, Script, ToolCall
 
 pytestmark = [
     pytest.mark.anyio,

@@ -97,7 +97,8 @@ def test_planted_key_never_leaks(server: ReplayServer, caplog: pytest.LogCapture
                     import pickle
 
                     seen.append(str(pickle.loads(pickle.dumps(exc))))
-            seen.append(repr(rt._outgoing(*_plan(rt), None)))
+            p, request = _plan(rt)
+            seen.append(repr(build_outgoing(p, CompiledOperator(p.operator), request, None, rt.plugins, rt.env)))
 
     with caplog.at_level(logging.DEBUG):
         anyio.run(go)
@@ -108,8 +109,16 @@ def test_planted_key_never_leaks(server: ReplayServer, caplog: pytest.LogCapture
     assert SECRET not in everything  # ...the key is not
 
 
+from modelwire._runtime.request import (  # noqa: E402
+    CompiledOperator,
+    build_outgoing,
+    build_request,
+    normalize_messages,
+)
+
+
 def _plan(rt: modelwire.Runtime) -> tuple[Any, dict[str, Any]]:
-    from modelwire._runtime.planning import build_request, normalize_messages, plan
+    from modelwire._runtime.planning import plan
 
     p = plan(rt.catalog, "gpt-4.1-mini", "generate")
     return p, build_request(p, messages=normalize_messages("hi", None, None))

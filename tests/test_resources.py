@@ -23,7 +23,21 @@ import httpx
 import pytest
 
 from modelwire import ManifestError, NotFoundError
-from modelwire.tools import FileCache, ResourceManager, ResourcePool, ResourceSpec, SharedPool, ToolBuilder, ToolContext, ToolError, ToolManifest, ToolRegistry, ToolTimeout, call_tool, tool
+from modelwire.tools import (
+    FileCache,
+    ResourceManager,
+    ResourcePool,
+    ResourceSpec,
+    SharedPool,
+    ToolBuilder,
+    ToolContext,
+    ToolError,
+    ToolManifest,
+    ToolRegistry,
+    ToolTimeout,
+    call_tool,
+    tool,
+)
 from modelwire.tools._resources import SqlitePool
 
 pytestmark = pytest.mark.anyio

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 import modelwire
 from modelwire import InvalidRequestError, Plugins, ToolCall
 from modelwire._plugins import builtins as builtins_module
-from modelwire._plugins import tokenizers as tokenizers_module
 from modelwire._plugins.tokenizers import (
     APPROX,
     FUNC_END,

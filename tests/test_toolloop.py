@@ -19,8 +19,20 @@ import pytest
 
 import modelwire
 from modelwire import Event, TextDelta
-from modelwire.tools import AgentContext, Port, Tool, ToolError, ToolLoopDone, ToolManifest, ToolRegistry, ToolResult, ToolStarted, run_tools, run_tools_sync
 from modelwire.testing import ReplayServer, Script, ToolCall
+from modelwire.tools import (
+    AgentContext,
+    Port,
+    Tool,
+    ToolError,
+    ToolLoopDone,
+    ToolManifest,
+    ToolRegistry,
+    ToolResult,
+    ToolStarted,
+    run_tools,
+    run_tools_sync,
+)
 
 from core_helpers import PROVIDERS, provider_env
 

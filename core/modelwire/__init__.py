@@ -18,44 +18,55 @@ import typing as _typing
 from ._version import __version__
 
 if _typing.TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exported_members.py checks)
-    from ._errors import (
-        AuthError,
-        InternalError,
-        InvalidRequestError,
-        LimitExceededError,
-        ManifestError,
-        ManifestIssue,
-        ModelError,
-        NetworkError,
-        NotFoundError,
-        ParseError,
-        PluginError,
-        ProviderDownError,
-        RateLimitError,
-        RequestTimeout,
-        error_class,
-    )
-    from ._events import (
-        Done,
-        Embedding,
-        Event,
-        Fallback,
-        Finish,
-        TextDelta,
-        ToolCall,
-        ToolCallDelta,
-        Usage,
-    )
-    from ._frames import Frame, Parser, ParserFactory
-    from ._manifest.loader import Catalog, load_manifests
-    from ._plugins.hookspecs import hookimpl
-    from ._plugins.limiter import Admission, LimiterBackend, LocalLimiter
-    from ._plugins.manager import Plugins, Registration, get_parser, get_plugins, set_plugins
-    from ._plugins.policies import Attempt, Decision, FallbackPolicy
-    from ._plugins.request import OutgoingRequest
-    from ._plugins.tokenizers import Tokenizer, count_messages
-    from ._runtime.client import Response, Runtime, SyncRuntime, Totals
-    from ._runtime.metrics import Metrics
+    from ._errors import AuthError as AuthError
+    from ._errors import InternalError as InternalError
+    from ._errors import InvalidRequestError as InvalidRequestError
+    from ._errors import LimitExceededError as LimitExceededError
+    from ._errors import ManifestError as ManifestError
+    from ._errors import ManifestIssue as ManifestIssue
+    from ._errors import ModelError as ModelError
+    from ._errors import NetworkError as NetworkError
+    from ._errors import NotFoundError as NotFoundError
+    from ._errors import ParseError as ParseError
+    from ._errors import PluginError as PluginError
+    from ._errors import ProviderDownError as ProviderDownError
+    from ._errors import RateLimitError as RateLimitError
+    from ._errors import RequestTimeout as RequestTimeout
+    from ._errors import error_class as error_class
+    from ._events import Done as Done
+    from ._events import Embedding as Embedding
+    from ._events import Event as Event
+    from ._events import Fallback as Fallback
+    from ._events import Finish as Finish
+    from ._events import TextDelta as TextDelta
+    from ._events import ToolCall as ToolCall
+    from ._events import ToolCallDelta as ToolCallDelta
+    from ._events import Usage as Usage
+    from ._frames import Frame as Frame
+    from ._frames import Parser as Parser
+    from ._frames import ParserFactory as ParserFactory
+    from ._manifest.loader import Catalog as Catalog
+    from ._manifest.loader import load_manifests as load_manifests
+    from ._plugins.hookspecs import hookimpl as hookimpl
+    from ._plugins.limiter import Admission as Admission
+    from ._plugins.limiter import LimiterBackend as LimiterBackend
+    from ._plugins.limiter import LocalLimiter as LocalLimiter
+    from ._plugins.manager import Plugins as Plugins
+    from ._plugins.manager import Registration as Registration
+    from ._plugins.manager import get_parser as get_parser
+    from ._plugins.manager import get_plugins as get_plugins
+    from ._plugins.manager import set_plugins as set_plugins
+    from ._plugins.policies import Attempt as Attempt
+    from ._plugins.policies import Decision as Decision
+    from ._plugins.policies import FallbackPolicy as FallbackPolicy
+    from ._plugins.request import OutgoingRequest as OutgoingRequest
+    from ._plugins.tokenizers import Tokenizer as Tokenizer
+    from ._plugins.tokenizers import count_messages as count_messages
+    from ._runtime.client import Response as Response
+    from ._runtime.client import Runtime as Runtime
+    from ._runtime.client import SyncRuntime as SyncRuntime
+    from ._runtime.client import Totals as Totals
+    from ._runtime.metrics import Metrics as Metrics
 
 _ERRORS = "._errors"
 _EVENTS = "._events"

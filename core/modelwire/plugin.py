@@ -29,11 +29,19 @@ from ._plugins.auth import secret
 from ._plugins.hookspecs import hookimpl
 from ._plugins.limiter import WINDOW as LIMIT_WINDOW
 from ._plugins.limiter import Admission, LimiterBackend, LocalLimiter
-from ._plugins.policies import Attempt, Decision, FallbackPolicy, RetrySettings, full_jitter, retryable
+from ._plugins.policies import (
+    Attempt,
+    Decision,
+    FallbackPolicy,
+    RetrySettings,
+    full_jitter,
+    retryable,
+)
 from ._plugins.request import OutgoingRequest
 from ._plugins.tokenizers import EncodingTokenizer, Tokenizer
 
 __all__ = [
+    "LIMIT_WINDOW",
     "Admission",
     "Attempt",
     "AuthError",
@@ -43,7 +51,6 @@ __all__ = [
     "Frame",
     "InternalError",
     "InvalidRequestError",
-    "LIMIT_WINDOW",
     "LimiterBackend",
     "LocalLimiter",
     "ModelError",

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
         import uvicorn

@@ -32,12 +32,12 @@ from cattrs.gen import make_dict_structure_fn
 from .._errors import KINDS, ManifestError, ManifestIssue, ModelError, NotFoundError, PluginError
 from .model import (
     SUPPORTED_VERSIONS,
+    Detection,
     EventRule,
     Limiter,
     Manifest,
     Model,
     Operator,
-    Detection,
     Provider,
 )
 from .yaml import Located, expand_env, format_path, read_yaml

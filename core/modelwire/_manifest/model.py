@@ -16,6 +16,7 @@ import attrs
 
 __all__ = [
     "Auth",
+    "Detection",
     "ErrorRaise",
     "ErrorRule",
     "EventRule",
@@ -25,7 +26,6 @@ __all__ = [
     "Model",
     "Operator",
     "Pricing",
-    "Detection",
     "Provider",
     "Retry",
     "Timeout",

@@ -22,8 +22,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from .._errors import RateLimitError
-
 __all__ = ["WINDOW", "Admission", "LimiterBackend", "LocalLimiter"]
 
 #: seconds a request (and its tokens) counts against rpm / tpm after admission

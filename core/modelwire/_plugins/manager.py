@@ -28,11 +28,11 @@ from typing import Any
 import attrs
 import pluggy
 
-from . import builtins as _builtins
-from . import hookspecs as _hookspecs
 from .._errors import NotFoundError, PluginError
 from .._frames import Parser
 from .._version import __version__
+from . import builtins as _builtins
+from . import hookspecs as _hookspecs
 
 __all__ = [
     "KINDS",

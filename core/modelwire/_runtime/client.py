@@ -1,16 +1,18 @@
-"""The runtime: plan -> request -> transport -> parser -> events.
+"""The runtime: one call through every stage of the data flow.
 
-``Runtime`` is async (anyio: runs under asyncio and trio); ``SyncRuntime``
-drives the same object from blocking code through an anyio portal thread,
-so there is one implementation, not two.
+``Runtime`` composes the stages, each in its own module: planning
+(:mod:`.planning`), limits (:mod:`.limits`), request building
+(:mod:`.request`), transport (:mod:`.transport`), protocol choice
+(:mod:`.protocol`), the sans-IO exchange (:mod:`.exchange`: parser, event
+mapping, end marker, usage tally), usage and cost (:mod:`.usage`) and the
+fallback loop (:mod:`.fallback`). It is async (anyio: asyncio and trio);
+``SyncRuntime`` drives the same object from blocking code through an anyio
+portal thread, so there is one implementation, not two.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
 import logging
-import math
 import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -23,15 +25,7 @@ import anyio
 import anyio.from_thread
 import attrs
 
-from .._errors import (
-    InvalidRequestError,
-    LimitExceededError,
-    ModelError,
-    NetworkError,
-    ParseError,
-    RateLimitError,
-    RequestTimeout,
-)
+from .._errors import ModelError, ParseError
 from .._events import (
     Done,
     Embedding,
@@ -43,39 +37,44 @@ from .._events import (
     ToolCallDelta,
     Usage,
 )
-from .._manifest.expr import Expr, compile_expr
-from .._plugins.policies import Attempt
-from .._plugins.policies import decide as decide_policy
-from .limits import CallLimits, acquire
 from .._manifest.loader import Catalog, check_plugin_names, load_manifests
 from .._manifest.model import Model
-from .mapping import ErrorMapper, EventMapper, _Rule, compile_rules
-from .planning import (
-    CallPlan,
+from .._plugins.manager import Plugins, get_plugins
+from .._plugins.tokenizers import count_messages
+from .exchange import Exchange
+from .fallback import run_chain
+from .limits import CallLimits, acquire, acquire_slot, check_context_window
+from .planning import CallPlan, chain_for, plan
+from .protocol import choose_parser
+from .request import (
+    CompiledOperator,
+    build_outgoing,
     build_request,
-    drop_nulls,
     normalize_messages,
     normalize_tools,
-    plan,
-    resolve_model,
+    with_context,
 )
-from .._plugins.manager import Plugins, get_plugins
-from .protocol import choose_parser
-from .._plugins.request import OutgoingRequest
+from .transport import (
+    MAX_DRAIN,
+    MAX_ERROR_BODY,
+    Deadline,
+    map_exceptions,
+    open_stream,
+    read_capped,
+    retry_after,
+)
+from .usage import Totals, settle, tokenizer_name
 
 if TYPE_CHECKING:
     import httpx
 
 
-__all__ = ["Response", "Runtime", "SyncRuntime", "Totals"]
+__all__ = ["Response", "Runtime", "SyncRuntime", "ToolCallBuffer", "Totals"]
 
 log = logging.getLogger("modelwire")
 
 T = TypeVar("T")
 E = TypeVar("E")
-
-MAX_ERROR_BODY = 64 * 1024
-MAX_DRAIN = 256 * 1024
 
 
 @attrs.frozen
@@ -94,15 +93,39 @@ class Response:
         return self.usage.cost if self.usage is not None else None
 
 
-@attrs.define
-class Totals:
-    """Running usage of one runtime (every call, every model)."""
+class ToolCallBuffer:
+    """Tool-call deltas accumulated into whole calls, by index.
 
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: Decimal = Decimal(0)
-    fallbacks: int = 0
+    Pieces concatenate, ids and names too, as the official SDKs accumulate
+    deltas (some servers split them).
+    """
+
+    __slots__ = ("_calls",)
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[list[str]]] = {}
+
+    def add(self, ev: ToolCallDelta) -> None:
+        slot = self._calls.setdefault(ev.index, [[], [], []])
+        if ev.id:
+            slot[0].append(ev.id)
+        if ev.name:
+            slot[1].append(ev.name)
+        if ev.arguments:
+            slot[2].append(ev.arguments)
+
+    def clear(self) -> None:
+        self._calls.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)
+
+    def calls(self) -> list[ToolCall]:
+        """The calls so far, in index order."""
+        return [
+            ToolCall(id="".join(s[0]) or None, name="".join(s[1]) or None, arguments="".join(s[2]))
+            for _, s in sorted(self._calls.items())
+        ]
 
 
 def _has_images(messages: list[dict[str, Any]]) -> bool:
@@ -113,85 +136,12 @@ def _has_images(messages: list[dict[str, Any]]) -> bool:
     )
 
 
-def tokenizer_name(tokenizer: Any, spec: Model) -> str:
-    return str(getattr(tokenizer, "name", None) or spec.tokenizer or "approx")
-
-
-class _Tally:
-    """What one exchange's events add up to: usage reported so far (last value
-    wins per field) and the produced text, to estimate usage when none came."""
-
-    __slots__ = ("cached", "input_tokens", "output_tokens", "produced")
-
-    def __init__(self) -> None:
-        self.input_tokens: int | None = None
-        self.output_tokens: int | None = None
-        self.cached: int | None = None
-        self.produced: list[str] = []  # text and tool arguments
-
-    def take(self, events: list[Event]) -> list[Event]:
-        """The events to pass on: Usage is merged here (sent once, at the end), Done dropped."""
-        out: list[Event] = []
-        for ev in events:
-            if isinstance(ev, TextDelta):
-                self.produced.append(ev.text)
-            elif isinstance(ev, Usage):
-                if ev.input_tokens is not None:
-                    self.input_tokens = ev.input_tokens
-                if ev.output_tokens is not None:
-                    self.output_tokens = ev.output_tokens
-                if ev.cached_input_tokens is not None:
-                    self.cached = ev.cached_input_tokens
-                continue
-            elif isinstance(ev, ToolCallDelta):
-                if ev.arguments:
-                    self.produced.append(ev.arguments)
-            elif isinstance(ev, Done):
-                continue
-            out.append(ev)
-        return out
-
-
-class _Compiled:
-    """An operator's expressions and rules, compiled once per runtime."""
-
-    __slots__ = ("errors", "headers", "query", "request", "rules")
-
-    def __init__(self, plan_: CallPlan) -> None:
-        op = plan_.operator
-        self.request: Expr | None = compile_expr(op.request) if op.request else None
-        self.headers: Expr | None = compile_expr(op.request_headers) if op.request_headers else None
-        self.query: Expr | None = compile_expr(op.request_query) if op.request_query else None
-        self.rules: list[_Rule] = compile_rules(op)
-        self.errors = ErrorMapper(op.errors)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _scrub(exc: ModelError, secrets: Sequence[str]) -> None:
     """Remove known secret values (the keys this request sent) from an error's text."""
     for secret in secrets:
         if secret and secret in exc.message:
             exc.message = exc.message.replace(secret, "***")
             exc.args = (exc.message,)
-
-
-def _with_context(exc: ModelError, context: Mapping[str, Any]) -> ModelError:
-    for key, value in context.items():
-        if getattr(exc, key, None) is None:
-            setattr(exc, key, value)
-    return exc
 
 
 class Runtime:
@@ -224,7 +174,7 @@ class Runtime:
         self._semaphores: dict[str, anyio.Semaphore] = {}
         self.plugins = plugins if plugins is not None else get_plugins()
         check_plugin_names(catalog, self.plugins)
-        self._compiled: dict[tuple[str, str], _Compiled] = {}
+        self._compiled: dict[tuple[str, str], CompiledOperator] = {}
         self._client = http_client
         self._owns_client = http_client is None
 
@@ -274,11 +224,11 @@ class Runtime:
             self._owns_client = True
         return self._client
 
-    def _compile(self, plan_: CallPlan) -> _Compiled:
+    def _compile(self, plan_: CallPlan) -> CompiledOperator:
         key = (plan_.provider_name, plan_.operator_name)
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[key] = _Compiled(plan_)
+            compiled = self._compiled[key] = CompiledOperator(plan_.operator)
         return compiled
 
     # -- public calls --------------------------------------------------------
@@ -305,61 +255,24 @@ class Runtime:
         unified_tools = normalize_tools(tools)
         msgs = normalize_messages(prompt, messages, system)
         needs = ["generate"] + (["tools"] if unified_tools else []) + (["vision"] if _has_images(msgs) else [])
-        chain, switch = self._chain(model, "generate", needs)
+        chain, switch = chain_for(self.catalog, model, needs)
         if switch is not None:
             yield switch
             self._note_fallback(switch)
-        idx = 0
-        partial: list[str] = []
-        while True:
-            current = chain[idx]
-            plan_ = plan(self.catalog, current, "generate", needs)
-            policy = self.plugins.get_fallback_policy(self.policy or plan_.spec.policy)
-            number = 0
-            while True:
-                number += 1
-                started = False
-                try:
-                    request = build_request(
-                        plan_, messages=msgs, tools=unified_tools, tool_choice=tool_choice,
-                        max_tokens=max_tokens, temperature=temperature, stop=stop,
-                        stream=plan_.operator.stream,
-                    )
-                    async with aclosing(self._call(plan_, request, extra, msgs, unified_tools)) as events:
-                        async for ev in events:
-                            kind = type(ev)
-                            if kind is TextDelta:
-                                started = True
-                                partial.append(ev.text)  # type: ignore[attr-defined]
-                            elif kind is ToolCallDelta:
-                                started = True
-                            yield ev
-                    return
-                except ModelError as err:
-                    nxt = chain[idx + 1] if idx + 1 < len(chain) else None
-                    decision = decide_policy(policy, err, Attempt(current, number, started, plan_.spec.retry, nxt))
-                    if decision.action == "retry":
-                        if started:  # the caller saw text: say it restarts
-                            marker = Fallback(current, current, f"retry after {err.kind} ({err.code})")
-                            self._note_fallback(marker)
-                            yield marker
-                            partial.clear()
-                        await anyio.sleep(decision.delay)
-                        continue
-                    if decision.action == "next" and nxt is not None:
-                        target = resolve_model(self.catalog, nxt)[0]
-                        continued = bool(decision.prefix and partial and "prefill" in target.capabilities)
-                        marker = Fallback(current, nxt, f"{err.kind} ({err.code})", continued)
-                        self._note_fallback(marker)
-                        yield marker
-                        if continued:
-                            # Resend with the partial answer as the start of the reply.
-                            msgs = [*msgs, {"role": "assistant", "content": "".join(partial)}]
-                        else:
-                            partial.clear()
-                        idx += 1
-                        break
-                    raise
+
+        def attempt(plan_: CallPlan, msgs: list[dict[str, Any]]) -> AsyncGenerator[Event, None]:
+            request = build_request(
+                plan_, messages=msgs, tools=unified_tools, tool_choice=tool_choice,
+                max_tokens=max_tokens, temperature=temperature, stop=stop, stream=plan_.operator.stream,
+            )
+            return self._call(plan_, request, extra, msgs, unified_tools)
+
+        async with aclosing(run_chain(
+            self.catalog, chain, "generate", needs, msgs,
+            policy_for=self._policy, attempt=attempt, on_fallback=self._note_fallback,
+        )) as events:
+            async for ev in events:
+                yield ev
 
     async def generate(self, model: str, prompt: str | None = None, **kwargs: Any) -> Response:
         """The whole answer: ``.text``, ``.tool_calls``, ``.usage``, ``.cost``, ``.finish_reason``.
@@ -369,44 +282,34 @@ class Runtime:
         answer and ``.models`` the path taken.
         """
         text: list[str] = []
-        calls: dict[int, list[list[str]]] = {}
+        calls = ToolCallBuffer()
         usage: Usage | None = None
         finish: str | None = None
         path = [model]
         async with aclosing(self.stream(model, prompt, **kwargs)) as events:
             async for ev in events:
-                if type(ev) is TextDelta:
-                    text.append(ev.text)
-                elif type(ev) is ToolCallDelta:
-                    # Pieces concatenate, ids and names too (as the official SDKs
-                    # accumulate deltas: some servers split them).
-                    slot = calls.setdefault(ev.index, [[], [], []])
-                    if ev.id:
-                        slot[0].append(ev.id)
-                    if ev.name:
-                        slot[1].append(ev.name)
-                    if ev.arguments:
-                        slot[2].append(ev.arguments)
-                elif type(ev) is Usage:
-                    usage = ev
-                elif type(ev) is Finish:
-                    finish = ev.reason
-                elif type(ev) is Fallback:
+                kind = type(ev)
+                if kind is TextDelta:
+                    text.append(ev.text)  # type: ignore[attr-defined]
+                elif kind is ToolCallDelta:
+                    calls.add(ev)  # type: ignore[arg-type]
+                elif kind is Usage:
+                    usage = ev  # type: ignore[assignment]
+                elif kind is Finish:
+                    finish = ev.reason  # type: ignore[attr-defined]
+                elif kind is Fallback:
+                    assert isinstance(ev, Fallback)
                     path.append(ev.to_model)
                     calls.clear()
                     finish = None
                     if not ev.continued:
                         text.clear()
-        tool_calls = [
-            ToolCall(id="".join(s[0]) or None, name="".join(s[1]) or None, arguments="".join(s[2]))
-            for _, s in sorted(calls.items())
-        ]
-        return Response(path[-1], "".join(text), tool_calls, usage, finish, tuple(path))
+        return Response(path[-1], "".join(text), calls.calls(), usage, finish, tuple(path))
 
     async def embed(self, model: str, texts: Sequence[str] | str) -> list[list[float]]:
         """One vector per input text, in input order."""
         inputs = [texts] if isinstance(texts, str) else list(texts)
-        chain, _switch = self._chain(model, "embed", ["embed"])
+        chain, _switch = chain_for(self.catalog, model, ["embed"])
         plan_ = plan(self.catalog, chain[0], "embed", ["embed"])
         request = build_request(plan_, input=inputs, stream=False)
         vectors: dict[int, list[float]] = {}
@@ -422,36 +325,13 @@ class Runtime:
         return [vectors[i] for i in sorted(vectors)]
 
     # -- chain, limits, accounting -------------------------------------------
-    def _chain(self, model: str, operator: str, needs: list[str]) -> tuple[list[str], Fallback | None]:
-        """The model and its fallback chain, starting at the first that can serve ``needs``.
-
-        Capability-aware planning: a model lacking a capability is skipped
-        for the first one in its chain that has it (said with a Fallback
-        event); none at all is an invalid_request before any HTTP.
-        """
-        spec, _ = resolve_model(self.catalog, model)
-        chain = [model, *spec.fallback]
-        usable = [m for m in chain if not self._missing(m, needs)]
-        if not usable:
-            missing = self._missing(model, needs)
-            raise InvalidRequestError(
-                f"no model can serve this request: capability {', '.join(missing)} is missing "
-                f"in {', '.join(chain)}",
-                code="CAPABILITY_MISSING", model=model, provider=spec.provider,
-            )
-        if usable[0] != model:
-            missing = self._missing(model, needs)
-            return usable, Fallback(model, usable[0], f"capability {', '.join(missing)} missing")
-        return usable, None
-
-    def _missing(self, model: str, needs: list[str]) -> list[str]:
-        spec, _ = resolve_model(self.catalog, model)
-        return [n for n in needs if n not in spec.capabilities]
-
     def _note_fallback(self, ev: Fallback) -> None:
         self.totals.fallbacks += 1
         if self.metrics is not None:
             self.metrics.fallback(ev.from_model, ev.to_model, ev.reason)
+
+    def _policy(self, plan_: CallPlan) -> Any:
+        return self.plugins.get_fallback_policy(self.policy or plan_.spec.policy)
 
     def _tokenizer(self, spec: Model) -> Any:
         return self.plugins.get_tokenizer(spec.tokenizer or "approx")
@@ -480,8 +360,6 @@ class Runtime:
         tools: list[dict[str, Any]] | None,
     ) -> AsyncGenerator[Event, None]:
         """One attempt on one model: local limits, then the HTTP exchange."""
-        from .._plugins.tokenizers import count_messages
-
         spec, context = plan_.spec, plan_.context()
         tokenizer = self._tokenizer(spec)
         counted: list[int] = []
@@ -494,11 +372,10 @@ class Runtime:
 
         limits = spec.limits
         reply_budget = request.get("max_tokens") or limits.max_tokens or 0
-        if limits.context_window is not None and prompt_tokens() + (request.get("max_tokens") or 0) > limits.context_window:
-            raise LimitExceededError(
-                f"prompt of ~{prompt_tokens()} tokens (by {tokenizer_name(tokenizer, spec)}) plus max_tokens "
-                f"{request.get('max_tokens') or 0} exceeds the context window of {limits.context_window}",
-                code="CONTEXT_WINDOW_EXCEEDED", **context,
+        if limits.context_window is not None:
+            check_context_window(
+                prompt_tokens(), request.get("max_tokens") or 0, limits.context_window,
+                tokenizer_name(tokenizer, spec), context,
             )
         ticket = None
         backend = None
@@ -509,23 +386,7 @@ class Runtime:
             ticket = await acquire(backend, admit, tokens, context)
         sem = self._semaphore(plan_)
         if sem is not None:
-            if limits.mode == "wait":
-                try:
-                    with anyio.fail_after(limits.wait_timeout if limits.wait_timeout is not None else math.inf):
-                        await sem.acquire()
-                except TimeoutError:
-                    raise RateLimitError(
-                        f"{limits.concurrency} requests already in flight for {plan_.model}",
-                        code="LOCAL_CONCURRENCY", **context,
-                    ) from None
-            else:
-                try:
-                    sem.acquire_nowait()
-                except anyio.WouldBlock:
-                    raise RateLimitError(
-                        f"{limits.concurrency} requests already in flight for {plan_.model}",
-                        code="LOCAL_CONCURRENCY", **context,
-                    ) from None
+            await acquire_slot(sem, limits.mode, limits.wait_timeout, f"{limits.concurrency} requests already in flight for {plan_.model}", context)
         used: Usage | None = None
         metrics = self.metrics
         labels = (plan_.provider_name, plan_.model, plan_.operator_name)
@@ -564,69 +425,7 @@ class Runtime:
                     # The answer is complete; a limiter hiccup must not turn it into a failure.
                     log.warning("modelwire: could not reconcile usage with the limiter: %s", exc)
 
-    # -- the pipeline ---------------------------------------------------------
-    def _outgoing(self, plan_: CallPlan, request: dict[str, Any], extra: Mapping[str, Any] | None) -> OutgoingRequest:
-        compiled = self._compile(plan_)
-        op, provider = plan_.operator, plan_.provider
-        context = plan_.context()
-        body: Any = None
-        if compiled.request is not None:
-            try:
-                body = drop_nulls(compiled.request(request))
-            except ModelError as exc:
-                _with_context(exc, context)
-                raise
-            except Exception as exc:  # a JMESPath type error in the manifest mapping
-                raise InvalidRequestError(
-                    f"request mapping failed: {exc}", code="REQUEST_MAPPING_FAILED", **context
-                ) from exc
-            passthrough = {**plan_.spec.params, **(extra or {})}
-            if passthrough:
-                if not isinstance(body, dict):
-                    raise InvalidRequestError(
-                        "extra parameters need a JSON object body", code="BAD_EXTRA", **context
-                    )
-                body = {**body, **passthrough}
-        headers = {**provider.headers, **op.headers}
-        params = dict(op.query)
-        for expr, target, what in ((compiled.headers, headers, "headers"), (compiled.query, params, "query")):
-            if expr is None:
-                continue
-            try:
-                mapped = expr(request)
-            except Exception as exc:
-                raise InvalidRequestError(
-                    f"request_{what} mapping failed: {exc}", code="REQUEST_MAPPING_FAILED", **context
-                ) from exc
-            if mapped is not None and not isinstance(mapped, dict):
-                raise InvalidRequestError(
-                    f"request_{what} must give an object, got {type(mapped).__name__}",
-                    code="REQUEST_MAPPING_FAILED", **context,
-                )
-            for key, value in (mapped or {}).items():
-                if value is not None:
-                    target[str(key)] = value if isinstance(value, str) else json.dumps(value)
-        out = OutgoingRequest(
-            method=op.method,
-            url=plan_.url,
-            headers=headers,
-            params=params,
-            json=body,
-            provider=plan_.provider_name,
-            model=plan_.model,
-            env=self.env,
-        )
-        injector = self.plugins.get_auth_injector(provider.auth.type)
-        headers_before, params_before = dict(out.headers), dict(out.params)
-        injector(out, provider.auth)
-        # Whatever the injector added is a secret: scrub it from every error text.
-        for value in [
-            *(v for k, v in out.headers.items() if headers_before.get(k) != v),
-            *(v for k, v in out.params.items() if params_before.get(k) != v),
-        ]:
-            out.secrets.extend(p for p in (value, value.rpartition(" ")[2]) if len(p) >= 4)
-        return out
-
+    # -- one HTTP exchange ------------------------------------------------------
     async def _send(
         self,
         plan_: CallPlan,
@@ -635,132 +434,59 @@ class Runtime:
         prompt_tokens: Callable[[], int] | None,
         tokenizer: Any,
     ) -> AsyncGenerator[Event, None]:
-        import httpx
-
+        """Request -> transport -> protocol -> exchange -> usage, for one attempt on one model."""
         context = plan_.context()
-        outgoing = self._outgoing(plan_, request, extra)
         compiled = self._compile(plan_)
-        t = plan_.provider.timeout
-        read = t.read if t.total is None else min(t.read, t.total)
-        timeout = httpx.Timeout(connect=t.connect, read=read, write=t.write, pool=t.connect)
-        deadline = None if t.total is None else anyio.current_time() + t.total
-        client = self._http()
+        outgoing = build_outgoing(plan_, compiled, request, extra, self.plugins, self.env)
+        deadline = Deadline(plan_.provider.timeout.total)
         try:
-            async with client.stream(
-                outgoing.method,
-                outgoing.url,
-                headers=outgoing.headers,
-                params=outgoing.params or None,
-                json=outgoing.json,
-                timeout=timeout,
-            ) as resp:
-                if resp.status_code >= 400:
-                    body = b""
+            with map_exceptions(context):
+                async with open_stream(self._http(), outgoing, plan_.provider.timeout) as resp:
+                    if resp.status_code >= 400:
+                        body = await read_capped(resp, MAX_ERROR_BODY)
+                        raise compiled.errors.error(
+                            resp.status_code, body, context, retry_after(resp.headers.get("retry-after"))
+                        )
+                    ctype = resp.headers.get("content-type", "")
+                    if ctype.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml"):
+                        head = (await read_capped(resp, 120))[:120].decode("utf-8", "replace")
+                        raise ParseError(
+                            f"the server answered an HTML page, not an API response: {head!r}",
+                            code="UNEXPECTED_HTML", status=resp.status_code, **context,
+                        )
+                    name, _why = choose_parser(
+                        plan_.operator.parser, self.catalog.protocol, self.plugins,
+                        provider=plan_.provider_name, base_url=plan_.provider.base_url, url=plan_.url,
+                        content_type=ctype,
+                    )
+                    exchange = Exchange(
+                        self.plugins.get_parser(name, **plan_.operator.parser_options), compiled.rules, context
+                    )
+                    drained = 0
                     async with aclosing(resp.aiter_bytes()) as chunks:  # type: ignore[type-var]
                         async for chunk in chunks:
-                            body += chunk
-                            if len(body) >= MAX_ERROR_BODY:
-                                break
-                    raise compiled.errors.error(
-                        resp.status_code, body, context, _retry_after(resp.headers.get("retry-after"))
-                    )
-                ctype = resp.headers.get("content-type", "")
-                if ctype.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml"):
-                    head = (await resp.aread())[:120].decode("utf-8", "replace")
-                    raise ParseError(
-                        f"the server answered an HTML page, not an API response: {head!r}",
-                        code="UNEXPECTED_HTML", status=resp.status_code, **context,
-                    )
-                name, _why = choose_parser(
-                    plan_.operator.parser,
-                    self.catalog.protocol,
-                    self.plugins,
-                    provider=plan_.provider_name,
-                    base_url=plan_.provider.base_url,
-                    url=plan_.url,
-                    content_type=ctype,
-                )
-                parser = self.plugins.get_parser(name, **plan_.operator.parser_options)
-                mapper = EventMapper(compiled.rules, context)
-                tally = _Tally()
-                received = 0
-                drained = 0
-                async with aclosing(resp.aiter_bytes()) as chunks:  # type: ignore[type-var]
-                    async for chunk in chunks:
-                        if mapper.stopped:
-                            # Read what follows the end marker (usually nothing) so the
-                            # connection returns to the pool and httpx's generators end
-                            # cleanly; give up on a server that keeps talking.
-                            drained += len(chunk)
-                            if drained > MAX_DRAIN:
-                                break
-                            continue
-                        received += len(chunk)
-                        for frame in parser.feed(chunk):
-                            for ev in tally.take(mapper.feed(frame)):
+                            if exchange.stopped:
+                                # Read what follows the end marker (usually nothing) so the
+                                # connection returns to the pool and httpx's generators end
+                                # cleanly; give up on a server that keeps talking.
+                                drained += len(chunk)
+                                if drained > MAX_DRAIN:
+                                    break
+                                continue
+                            for ev in exchange.feed(chunk):
                                 yield ev
-                            if mapper.stopped:
-                                break
-                        if deadline is not None and anyio.current_time() > deadline:
-                            raise RequestTimeout(f"total timeout of {t.total}s expired", code="TOTAL_TIMEOUT", **context)
-                if not mapper.stopped:
-                    for frame in parser.close():
-                        for ev in tally.take(mapper.feed(frame)):
-                            yield ev
-                        if mapper.stopped:
-                            break
-                if mapper.has_end_marker and not mapper.stopped:
-                    what = "an empty body" if received == 0 else f"{received} bytes"
-                    raise NetworkError(
-                        f"the stream ended before its end marker (after {what}); the answer is incomplete",
-                        code="STREAM_TRUNCATED", **context,
-                    )
-                usage_in, usage_out, usage_cached = tally.input_tokens, tally.output_tokens, tally.cached
-                estimated = False
-                if usage_in is None and usage_out is None and tokenizer is not None and prompt_tokens is not None:
-                    # No provider-reported usage: count, and say so.
-                    usage_in, usage_out, estimated = prompt_tokens(), tokenizer.count("".join(tally.produced)), True
-                if usage_in is not None or usage_out is not None:
-                    usage = Usage(
-                        usage_in, usage_out, self._cost(plan_, usage_in, usage_out, usage_cached),
-                        cached_input_tokens=usage_cached, estimated=estimated,
-                    )
-                    self._account(usage)
-                    yield usage
-                yield Done()
+                            deadline.check(context)
+                    for ev in exchange.close():
+                        yield ev
+                    usage = settle(exchange.tally, plan_.spec, prompt_tokens, tokenizer)
+                    if usage is not None:
+                        self.totals.add(usage)
+                        yield usage
+                    yield Done()
         except ModelError as exc:
-            _with_context(exc, context)
+            with_context(exc, context)
             _scrub(exc, outgoing.secrets)
             raise
-        except httpx.TimeoutException as exc:
-            raise RequestTimeout(f"{type(exc).__name__}: {exc or 'timed out'}", **context) from exc
-        except httpx.RemoteProtocolError as exc:
-            raise NetworkError(f"connection broke mid-response: {exc}", code="STREAM_BROKEN", **context) from exc
-        except httpx.TransportError as exc:
-            raise NetworkError(f"{type(exc).__name__}: {exc}", **context) from exc
-
-    @staticmethod
-    def _cost(plan_: CallPlan, inp: int | None, out: int | None, cached: int | None = None) -> Decimal | None:
-        """Cost in the pricing's currency, exact (Decimal), from per-million prices."""
-        pricing = plan_.spec.pricing
-        if pricing is None:
-            return None
-        million = Decimal(1_000_000)
-        cached = min(cached or 0, inp or 0)
-        cached_price = pricing.cached_input_per_mtok if pricing.cached_input_per_mtok is not None else pricing.input_per_mtok
-        return (
-            Decimal((inp or 0) - cached) * Decimal(str(pricing.input_per_mtok))
-            + Decimal(cached) * Decimal(str(cached_price))
-            + Decimal(out or 0) * Decimal(str(pricing.output_per_mtok))
-        ) / million
-
-    def _account(self, usage: Usage) -> None:
-        t = self.totals
-        t.calls += 1
-        t.input_tokens += usage.input_tokens or 0
-        t.output_tokens += usage.output_tokens or 0
-        if usage.cost is not None:
-            t.cost += usage.cost
 
 
 class SyncRuntime:

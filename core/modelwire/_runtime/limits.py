@@ -7,15 +7,16 @@ backend (a plugin: ``local`` or e.g. ``redis``) answers atomically, and
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import anyio
 import attrs
 
-from .._errors import RateLimitError
+from .._errors import LimitExceededError, RateLimitError
 from .._plugins.limiter import LimiterBackend
 
-__all__ = ["CallLimits", "acquire"]
+__all__ = ["CallLimits", "acquire", "acquire_slot", "check_context_window"]
 
 
 @attrs.frozen
@@ -60,3 +61,30 @@ async def acquire(backend: LimiterBackend, limits: CallLimits, tokens: int, cont
                 code="LOCAL_RATE_LIMIT", retry_after=wait, **context,
             )
         await anyio.sleep(max(wait, 0.001))
+
+
+def check_context_window(prompt: int, max_tokens: int, window: int, tokenizer: str, context: dict[str, Any]) -> None:
+    """A prompt plus the reply budget must fit the model's context window (checked before any HTTP)."""
+    if prompt + max_tokens > window:
+        raise LimitExceededError(
+            f"prompt of ~{prompt} tokens (by {tokenizer}) plus max_tokens {max_tokens} "
+            f"exceeds the context window of {window}",
+            code="CONTEXT_WINDOW_EXCEEDED", **context,
+        )
+
+
+async def acquire_slot(
+    sem: anyio.Semaphore, mode: str, wait_timeout: float | None, busy: str, context: dict[str, Any]
+) -> None:
+    """Take one of the model's concurrency slots: wait (mode ``wait``) or reject at once."""
+    if mode == "wait":
+        try:
+            with anyio.fail_after(wait_timeout if wait_timeout is not None else math.inf):
+                await sem.acquire()
+        except TimeoutError:
+            raise RateLimitError(busy, code="LOCAL_CONCURRENCY", **context) from None
+    else:
+        try:
+            sem.acquire_nowait()
+        except anyio.WouldBlock:
+            raise RateLimitError(busy, code="LOCAL_CONCURRENCY", **context) from None

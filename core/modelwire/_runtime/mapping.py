@@ -15,11 +15,11 @@ import jmespath.exceptions
 
 from .._errors import ModelError, ParseError, error_class
 from .._events import Done, Embedding, Event, Finish, TextDelta, ToolCallDelta, Usage
-from .._manifest.expr import compile_expr, is_true
 from .._frames import Frame
+from .._manifest.expr import compile_expr, is_true
 from .._manifest.model import ErrorRaise, ErrorRule, EventRule, Operator
 
-__all__ = ["ErrorMapper", "EventMapper", "compile_rules"]
+__all__ = ["ErrorMapper", "EventMapper", "Rule", "RuleSet", "compile_rules"]
 
 _UNSET: Any = object()
 _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner
@@ -123,7 +123,7 @@ def _builder(emit: dict[str, Any]) -> Builder:
     return lambda value: Done()  # "done"
 
 
-class _Rule:
+class Rule:
     __slots__ = ("builder", "data", "each", "error", "event", "kind", "needs_payload", "stop", "when")
 
     def __init__(self, rule: EventRule) -> None:
@@ -141,7 +141,7 @@ class _Rule:
         )
 
 
-class RuleSet(list[_Rule]):
+class RuleSet(list[Rule]):
     """An operator's compiled rules, plus one generated function per SSE event name.
 
     The generated functions are the rule loop of :meth:`EventMapper.feed_reference`
@@ -149,18 +149,18 @@ class RuleSet(list[_Rule]):
     branches on unused features); a test checks both agree on random frames.
     """
 
-    def __init__(self, rules: list[_Rule]) -> None:
+    def __init__(self, rules: list[Rule]) -> None:
         super().__init__(rules)
         self.has_end_marker = any(r.stop for r in rules)
         names = {r.event for r in rules if r.event is not None}
-        self.by_event: dict[str | None, list[_Rule]] = {
+        self.by_event: dict[str | None, list[Rule]] = {
             name: [r for r in rules if r.event is None or r.event == name] for name in names
         }
         self.by_event[None] = [r for r in rules if r.event is None]
         self.fns = {name: _generate(subset) for name, subset in self.by_event.items()}
 
 
-def _generate(rules: list[_Rule]) -> Callable[[Any, Any], tuple[list[Event], bool]]:
+def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool]]:
     ns: dict[str, Any] = {"is_true": is_true, "raise_from": _raise_from}
     lines = ["def feed(self, data):", "    out = []", "    append = out.append"]
     decoded = False
@@ -209,7 +209,7 @@ def _generate(rules: list[_Rule]) -> Callable[[Any, Any], tuple[list[Event], boo
 
 def compile_rules(op: Operator) -> RuleSet:
     """Compile an operator's event rules once (at runtime construction)."""
-    return RuleSet([_Rule(r) for r in op.events])
+    return RuleSet([Rule(r) for r in op.events])
 
 
 def _raise_from(spec: ErrorRaise, payload: Any, context: dict[str, Any]) -> ModelError:
@@ -225,7 +225,7 @@ class EventMapper:
 
     __slots__ = ("_calls", "_fns", "context", "has_end_marker", "rules", "stopped")
 
-    def __init__(self, rules: list[_Rule], context: dict[str, Any]) -> None:
+    def __init__(self, rules: list[Rule], context: dict[str, Any]) -> None:
         self.rules = rules if isinstance(rules, RuleSet) else RuleSet(list(rules))
         self.context = context
         self.stopped = False

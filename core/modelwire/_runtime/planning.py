@@ -1,5 +1,4 @@
-"""Planner: model name -> provider -> operator endpoint, with capability checks,
-and the unified request that manifest expressions map to a provider body.
+"""Planning: model name -> provider -> operator endpoint, capabilities checked, and the fallback chain.
 
 Pure: no I/O. Everything here fails before any HTTP is sent.
 """
@@ -7,17 +6,18 @@ Pure: no I/O. Everything here fails before any HTTP is sent.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
 import attrs
 
 from .._errors import InvalidRequestError, NotFoundError
+from .._events import Fallback
 from .._manifest.loader import Catalog
 from .._manifest.model import Model, Operator, Provider
 
-__all__ = ["CallPlan", "build_request", "drop_nulls", "normalize_messages", "normalize_tools", "plan"]
+__all__ = ["CallPlan", "chain_for", "missing_capabilities", "plan", "resolve_model"]
 
 
 @attrs.frozen
@@ -83,107 +83,30 @@ def plan(catalog: Catalog, model: str, operator: str, needs: Iterable[str] = ())
     return CallPlan(model, model_id, spec, spec.provider, provider, operator, op, url)
 
 
-def drop_nulls(value: Any) -> Any:
-    """Remove null members of objects, recursively (lists keep their shape)."""
-    if type(value) is dict:
-        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
-    if type(value) is list:
-        return [drop_nulls(v) for v in value]
-    return value
+def missing_capabilities(catalog: Catalog, model: str, needs: Iterable[str]) -> list[str]:
+    """The capabilities in ``needs`` that ``model`` does not declare."""
+    spec, _ = resolve_model(catalog, model)
+    return [n for n in needs if n not in spec.capabilities]
 
 
-def normalize_messages(
-    prompt: str | None, messages: Sequence[Mapping[str, Any]] | None, system: str | None
-) -> list[dict[str, Any]]:
-    """The unified message list: ``{role, content, tool_calls?, tool_call_id?}``.
+def chain_for(catalog: Catalog, model: str, needs: list[str]) -> tuple[list[str], Fallback | None]:
+    """The model and its fallback chain, starting at the first that can serve ``needs``.
 
-    Roles: system, user, assistant, tool. Content: text or a list of parts
-    (``{type: text, text}``, ``{type: image_url, url}``).
+    Capability-aware planning: a model lacking a capability is skipped for
+    the first one in its chain that has it (said with a :class:`Fallback`
+    event); none at all is an invalid_request before any HTTP.
     """
-    out: list[dict[str, Any]] = []
-    if system is not None:
-        out.append({"role": "system", "content": system})
-    for i, msg in enumerate(messages or ()):
-        if not isinstance(msg, Mapping):
-            raise InvalidRequestError(f"messages[{i}] must be a mapping, got {type(msg).__name__}", code="BAD_MESSAGE")
-        role = msg.get("role")
-        if role not in ("system", "user", "assistant", "tool"):
-            raise InvalidRequestError(
-                f"messages[{i}].role must be system, user, assistant or tool; got {role!r}", code="BAD_MESSAGE"
-            )
-        item = dict(msg)
-        calls = item.get("tool_calls")
-        if calls:
-            item["tool_calls"] = [_flat_call(c) for c in calls]
-        out.append(item)
-    if prompt is not None:
-        out.append({"role": "user", "content": prompt})
-    if not out:
-        raise InvalidRequestError("nothing to send: give a prompt or messages", code="BAD_MESSAGE")
-    return out
-
-
-def _flat_call(call: Any) -> dict[str, Any]:
-    if hasattr(call, "arguments") and hasattr(call, "name"):  # a ToolCall
-        return {"id": call.id, "name": call.name, "arguments": call.arguments}
-    call = dict(call)
-    fn = call.get("function")
-    if isinstance(fn, Mapping):  # the {type: function, function: {...}} shape too
-        return {"id": call.get("id"), "name": fn.get("name"), "arguments": fn.get("arguments")}
-    return {"id": call.get("id"), "name": call.get("name"), "arguments": call.get("arguments")}
-
-
-def normalize_tools(tools: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
-    """Unified tools: ``{name, description, parameters}`` (JSON Schema)."""
-    if not tools:
-        return None
-    out = []
-    for i, tool in enumerate(tools):
-        t = dict(tool)
-        if isinstance(t.get("function"), Mapping):
-            t = dict(t["function"])
-        if not isinstance(t.get("name"), str):
-            raise InvalidRequestError(f"tools[{i}] needs a name", code="BAD_TOOL")
-        out.append(
-            {
-                "name": t["name"],
-                "description": t.get("description"),
-                "parameters": t.get("parameters") or t.get("input_schema") or {"type": "object", "properties": {}},
-            }
+    spec, _ = resolve_model(catalog, model)
+    chain = [model, *spec.fallback]
+    usable = [m for m in chain if not missing_capabilities(catalog, m, needs)]
+    if not usable:
+        missing = missing_capabilities(catalog, model, needs)
+        raise InvalidRequestError(
+            f"no model can serve this request: capability {', '.join(missing)} is missing "
+            f"in {', '.join(chain)}",
+            code="CAPABILITY_MISSING", model=model, provider=spec.provider,
         )
-    return out
-
-
-def build_request(
-    plan_: CallPlan,
-    *,
-    messages: list[dict[str, Any]] | None = None,
-    tools: list[dict[str, Any]] | None = None,
-    tool_choice: Any = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    stop: Sequence[str] | str | None = None,
-    input: Sequence[str] | None = None,
-    stream: bool = True,
-) -> dict[str, Any]:
-    """The unified request, the data every ``request:`` expression reads."""
-    limit = plan_.spec.limits.max_tokens
-    if max_tokens is not None and limit is not None and max_tokens > limit:
-        from .._errors import LimitExceededError
-
-        raise LimitExceededError(
-            f"max_tokens {max_tokens} exceeds the model's limit of {limit}",
-            code="MAX_TOKENS_EXCEEDED", **plan_.context(),
-        )
-    return {
-        "model": plan_.model_id,
-        "messages": messages,
-        "tools": tools,
-        "tool_choice": tool_choice,
-        "max_tokens": max_tokens,
-        "max_tokens_limit": limit,
-        "temperature": temperature,
-        "stop": [stop] if isinstance(stop, str) else list(stop) if stop else None,
-        "input": list(input) if input is not None else None,
-        "stream": stream,
-    }
+    if usable[0] != model:
+        missing = missing_capabilities(catalog, model, needs)
+        return usable, Fallback(model, usable[0], f"capability {', '.join(missing)} missing")
+    return usable, None

@@ -18,13 +18,12 @@ import os
 import sys
 from collections.abc import Mapping
 from contextlib import aclosing
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._app import AgentRuntime, Msg
 from .._errors import ModelError
+from ._app import AgentRuntime, Msg
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -433,8 +432,8 @@ class PlatformClient:
 
     async def apply(self, version: str, mapping: Any) -> None:
         """Build and start a runtime from ``mapping``, then swap it in; a bad one is logged and kept out."""
-        from ._app import parse_agentapp_config
         from .._manifest.yaml import Located
+        from ._app import parse_agentapp_config
 
         old = self.serving.agent
         try:

@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from .._errors import InvalidRequestError, ManifestError, ManifestIssue
-from ..tools._core import Port, Tool, ToolError, ToolRegistry
 from .._manifest.yaml import Located, format_path
+from ..tools._core import Port, Tool, ToolError, ToolRegistry
 
 if TYPE_CHECKING:
     from .._manifest.expr import Expr

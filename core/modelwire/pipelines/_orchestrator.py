@@ -35,6 +35,7 @@ import attrs
 
 from .._errors import InvalidRequestError, ManifestError, NotFoundError
 from .._manifest.expr import is_true
+from ..tools._core import AgentContext, ToolError, ToolRegistry, call_tool
 from ._model import (
     INPUT,
     CompiledBranch,
@@ -47,7 +48,6 @@ from ._model import (
     compile_pipeline,
     load_pipelines,
 )
-from ..tools._core import AgentContext, ToolError, ToolRegistry, call_tool
 
 if TYPE_CHECKING:
     import os

@@ -31,7 +31,14 @@ from ._core import (
     validate_ports,
 )
 from ._loop import ToolLoopDone, ToolResult, ToolStarted, run_tools, run_tools_sync
-from ._resources import FileCache, ResourceKind, ResourceManager, ResourcePool, SharedPool, SqlitePool
+from ._resources import (
+    FileCache,
+    ResourceKind,
+    ResourceManager,
+    ResourcePool,
+    SharedPool,
+    SqlitePool,
+)
 
 if TYPE_CHECKING:
     from ._mcp import MCPClient, MCPServerConfig

@@ -42,8 +42,8 @@ import attrs
 from .._errors import InvalidRequestError, ManifestError, ManifestIssue, ModelError, NotFoundError
 
 if TYPE_CHECKING:
-    from ._resources import ResourceManager
     from .._manifest.yaml import Located
+    from ._resources import ResourceManager
 
 __all__ = [
     "AgentContext",

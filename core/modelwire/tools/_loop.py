@@ -39,7 +39,8 @@ import attrs
 
 from .._errors import InvalidRequestError, LimitExceededError
 from .._events import Event, Fallback, TextDelta, ToolCall, ToolCallDelta
-from .._runtime.planning import normalize_messages
+from .._runtime.client import ToolCallBuffer
+from .._runtime.request import normalize_messages
 from ._core import (
     AgentContext,
     Tool,
@@ -156,12 +157,11 @@ def _timeout_for(name: str, tool_timeout: float | Mapping[str, float] | None) ->
     return tool_timeout.get(name)
 
 
-def _assemble(calls: dict[int, list[list[str]]], step: int) -> list[ToolCall]:
+def _assemble(pieces: ToolCallBuffer, step: int) -> list[ToolCall]:
     """Deltas by index -> whole calls; a call without an id gets ``call_<step>_<n>``."""
-    out = []
-    for n, (_, (ids, names, args)) in enumerate(sorted(calls.items())):
-        out.append(ToolCall(id="".join(ids) or f"call_{step}_{n}", name="".join(names) or None, arguments="".join(args)))
-    return out
+    return [
+        call if call.id else attrs.evolve(call, id=f"call_{step}_{n}") for n, call in enumerate(pieces.calls())
+    ]
 
 
 def _echo_arguments(arguments: str) -> str:
@@ -314,7 +314,7 @@ async def run_tools(
     try:
         for step in range(1, max_steps + 1):
             text: list[str] = []
-            pieces: dict[int, list[list[str]]] = {}
+            pieces = ToolCallBuffer()
             async with aclosing(
                 runtime.stream(model, messages=conversation, tools=specs or None, **stream_kwargs)
             ) as events:
@@ -322,13 +322,7 @@ async def run_tools(
                     if isinstance(ev, TextDelta):
                         text.append(ev.text)
                     elif isinstance(ev, ToolCallDelta):
-                        slot = pieces.setdefault(ev.index, [[], [], []])
-                        if ev.id:
-                            slot[0].append(ev.id)
-                        if ev.name:
-                            slot[1].append(ev.name)
-                        if ev.arguments:
-                            slot[2].append(ev.arguments)
+                        pieces.add(ev)
                     elif isinstance(ev, Fallback):
                         # Another model answers from here: its calls replace the old ones.
                         pieces.clear()

@@ -1,0 +1,117 @@
+"""The exchange: one response's bytes in, unified events out. Sans-IO (as h11).
+
+An :class:`Exchange` owns one parser (a plugin: bytes -> frames), the event
+mapper (manifest rules: frame -> events), the end-marker check and the usage
+tally. It never touches a socket: the transport feeds it chunks as they
+arrive and calls :meth:`Exchange.close` at EOF, so tests and benchmarks drive
+it with plain bytes, split anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import NetworkError
+from .._events import Done, Event, TextDelta, ToolCallDelta, Usage
+from .._frames import Parser
+from .mapping import EventMapper, Rule
+
+__all__ = ["Exchange", "Tally"]
+
+
+class Tally:
+    """What one exchange's events add up to: usage reported so far (last value
+    wins per field) and the produced text, to estimate usage when none came.
+
+    Produced text is kept only while no usage was reported: once a provider
+    reports usage the estimate is not needed, so memory stays flat on a long
+    stream whose caller discards events.
+    """
+
+    __slots__ = ("cached", "input_tokens", "output_tokens", "produced")
+
+    def __init__(self) -> None:
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.cached: int | None = None
+        self.produced: list[str] = []  # text and tool arguments
+
+    @property
+    def reported(self) -> bool:
+        """The provider reported some usage."""
+        return self.input_tokens is not None or self.output_tokens is not None
+
+    def take(self, events: list[Event]) -> list[Event]:
+        """The events to pass on: Usage is merged here (sent once, at the end), Done dropped."""
+        out: list[Event] = []
+        for ev in events:
+            kind = type(ev)
+            if kind is TextDelta:
+                if not self.reported:
+                    self.produced.append(ev.text)  # type: ignore[attr-defined]
+            elif kind is Usage:
+                assert isinstance(ev, Usage)
+                if ev.input_tokens is not None:
+                    self.input_tokens = ev.input_tokens
+                if ev.output_tokens is not None:
+                    self.output_tokens = ev.output_tokens
+                if ev.cached_input_tokens is not None:
+                    self.cached = ev.cached_input_tokens
+                if self.reported:
+                    self.produced.clear()
+                continue
+            elif kind is ToolCallDelta:
+                assert isinstance(ev, ToolCallDelta)
+                if ev.arguments and not self.reported:
+                    self.produced.append(ev.arguments)
+            elif kind is Done:
+                continue
+            out.append(ev)
+        return out
+
+
+class Exchange:
+    """Bytes of one response in, unified events out; :attr:`stopped` once the end marker came."""
+
+    __slots__ = ("context", "mapper", "parser", "received", "tally")
+
+    def __init__(self, parser: Parser, rules: list[Rule], context: dict[str, Any]) -> None:
+        self.parser = parser
+        self.mapper = EventMapper(rules, context)
+        self.tally = Tally()
+        self.context = context
+        #: bytes fed so far
+        self.received = 0
+
+    @property
+    def stopped(self) -> bool:
+        """The end marker came: later bytes mean nothing (read them only to free the connection)."""
+        return self.mapper.stopped
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Events for a chunk of the body (Usage is held back in :attr:`tally`; Done is dropped)."""
+        self.received += len(data)
+        out: list[Event] = []
+        mapper, take = self.mapper, self.tally.take
+        for frame in self.parser.feed(data):
+            out.extend(take(mapper.feed(frame)))
+            if mapper.stopped:
+                break
+        return out
+
+    def close(self) -> list[Event]:
+        """EOF: the parser's last frames; a stream that needs an end marker and lacks it is truncated."""
+        out: list[Event] = []
+        mapper = self.mapper
+        if not mapper.stopped:
+            for frame in self.parser.close():
+                out.extend(self.tally.take(mapper.feed(frame)))
+                if mapper.stopped:
+                    break
+        if mapper.has_end_marker and not mapper.stopped:
+            what = "an empty body" if self.received == 0 else f"{self.received} bytes"
+            raise NetworkError(
+                f"the stream ended before its end marker (after {what}); the answer is incomplete",
+                code="STREAM_TRUNCATED", **self.context,
+            )
+        return out
