@@ -36,8 +36,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, and the layers contract (import-linter; the layers are in pyproject.toml)."""
+    session.install("ruff", "import-linter>=2.1")
+    session.install("-e", ".", "--no-deps")
     session.run("ruff", "check", "core", "plugins", "tests", "benchmarks", "noxfile.py")
+    session.run("lint-imports", "--no-cache")
 
 
 @nox.session
