@@ -53,14 +53,17 @@ __all__ = [
 ]
 
 # Values that look like credentials are masked wherever an error is rendered.
+# A value is masked only when it looks like a key (it has a digit), so the
+# words around it survive: "api_key: environment variable X is not set" stays.
 _SECRET_RE = re.compile(
-    r"(?i)(bearer\s+|api[-_]?key[\"'=: ]+|key=|token[\"'=: ]+|sk-)[A-Za-z0-9._\-]{6,}"
+    r"(?i)(bearer\s+|api[-_]?key[\"'=: ]+|key=|token[\"'=: ]+|sk-)(?=[A-Za-z._\-]*[0-9])[A-Za-z0-9._\-]{6,}"
+    r"|()(?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{20,}"
 )
 
 
 def redact(text: str) -> str:
-    """Mask anything that looks like an API key or bearer token."""
-    return _SECRET_RE.sub(lambda m: m.group(1) + "***", text)
+    """Mask anything that looks like an API key or bearer token (injected keys are scrubbed exactly too)."""
+    return _SECRET_RE.sub(lambda m: (m.group(1) or "") + "***", text)
 
 
 class ModelError(Exception):

@@ -16,6 +16,7 @@ import attrs
 
 __all__ = [
     "Auth",
+    "Budget",
     "Detection",
     "ErrorRaise",
     "ErrorRule",
@@ -45,7 +46,7 @@ class Auth:
 
     type: str = attrs.field(default="none", metadata=_doc("auth injector name: none, bearer, header, query or a plugin's"))
     env: str | None = attrs.field(default=None, metadata=_doc("environment variable holding the key"))
-    value: str | None = attrs.field(default=None, metadata=_doc("a literal key (prefer env; may use ${VAR})"))
+    value: str | None = attrs.field(default=None, repr=False, metadata=_doc("a literal key (prefer env; may use ${VAR})"))
     name: str | None = attrs.field(default=None, metadata=_doc("header or query parameter name"))
     prefix: str | None = attrs.field(default=None, metadata=_doc("text put before the key in a header"))
     optional: bool = attrs.field(default=False, metadata=_doc("send no credentials when the variable is unset (local servers)"))
@@ -58,7 +59,15 @@ class Timeout:
     connect: float = attrs.field(default=10.0, metadata=_doc("seconds to establish a connection"))
     read: float = attrs.field(default=120.0, metadata=_doc("seconds between two reads"))
     write: float = attrs.field(default=30.0, metadata=_doc("seconds to send the request"))
-    total: float | None = attrs.field(default=None, metadata=_doc("seconds for the whole call"))
+    total: float | None = attrs.field(default=600.0, metadata=_doc("seconds for the whole call, stream included (null: no bound)"))
+
+
+@attrs.frozen
+class Budget:
+    """What one response may cost to read; a stream past either bound fails with ``STREAM_TOO_LARGE``."""
+
+    max_bytes: int | None = attrs.field(default=256 * 2**20, metadata=_doc("bytes of one response body (null: no bound)"))
+    max_events: int | None = attrs.field(default=1_000_000, metadata=_doc("events of one response (null: no bound)"))
 
 
 @attrs.frozen
@@ -141,6 +150,7 @@ class Provider:
     auth: Auth = attrs.field(factory=Auth, metadata=_doc("credentials"))
     headers: dict[str, str] = attrs.field(factory=dict, metadata=_doc("headers sent with every request"))
     timeout: Timeout = attrs.field(factory=Timeout, metadata=_doc("timeouts"))
+    budget: Budget = attrs.field(factory=Budget, metadata=_doc("bounds on one response: bytes and events"))
     operators: dict[str, Operator] = attrs.field(factory=dict, metadata=_doc("generate, embed, ..."))
     default_capabilities: list[str] = attrs.field(factory=lambda: ["generate", "stream"], metadata=_doc("capabilities of an undeclared `provider/model`"))
 

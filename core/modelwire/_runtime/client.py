@@ -136,12 +136,34 @@ def _has_images(messages: list[dict[str, Any]]) -> bool:
     )
 
 
-def _scrub(exc: ModelError, secrets: Sequence[str]) -> None:
-    """Remove known secret values (the keys this request sent) from an error's text."""
+def _scrub_text(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
-        if secret and secret in exc.message:
-            exc.message = exc.message.replace(secret, "***")
-            exc.args = (exc.message,)
+        if secret:
+            text = text.replace(secret, "***")
+            text = text.replace(repr(secret)[1:-1], "***")  # as reprs of bytes and str show it
+    return text
+
+
+def _scrub(exc: ModelError, secrets: Sequence[str]) -> None:
+    """Remove the keys this request sent from an error's text and from every exception it chains to."""
+    exc.message = _scrub_text(exc.message, secrets)
+    exc.args = (exc.message,)
+    seen = {id(exc)}
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        try:
+            cause.args = tuple(
+                _scrub_text(a, secrets) if isinstance(a, str)
+                else _scrub_text(a.decode("latin-1"), secrets).encode("latin-1") if isinstance(a, bytes)
+                else a
+                for a in cause.args
+            )
+        except Exception:  # an exception type with read-only args: drop the link
+            exc.__cause__ = None
+            exc.__suppress_context__ = True
+            break
+        cause = cause.__cause__ or cause.__context__
 
 
 class Runtime:
@@ -459,8 +481,10 @@ class Runtime:
                         provider=plan_.provider_name, base_url=plan_.provider.base_url, url=plan_.url,
                         content_type=ctype,
                     )
+                    budget = plan_.provider.budget
                     exchange = Exchange(
-                        self.plugins.get_parser(name, **plan_.operator.parser_options), compiled.rules, context
+                        self.plugins.get_parser(name, **plan_.operator.parser_options), compiled.rules, context,
+                        max_bytes=budget.max_bytes, max_events=budget.max_events,
                     )
                     drained = 0
                     async with aclosing(resp.aiter_bytes()) as chunks:  # type: ignore[type-var]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._errors import NetworkError
+from .._errors import LimitExceededError, NetworkError
 from .._events import Done, Event, TextDelta, ToolCallDelta, Usage
 from .._frames import Parser
 from .mapping import EventMapper, Rule
@@ -73,15 +73,27 @@ class Tally:
 class Exchange:
     """Bytes of one response in, unified events out; :attr:`stopped` once the end marker came."""
 
-    __slots__ = ("context", "mapper", "parser", "received", "tally")
+    __slots__ = ("context", "emitted", "mapper", "max_bytes", "max_events", "parser", "received", "tally")
 
-    def __init__(self, parser: Parser, rules: list[Rule], context: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        parser: Parser,
+        rules: list[Rule],
+        context: dict[str, Any],
+        *,
+        max_bytes: int | None = None,
+        max_events: int | None = None,
+    ) -> None:
         self.parser = parser
         self.mapper = EventMapper(rules, context)
         self.tally = Tally()
         self.context = context
-        #: bytes fed so far
+        #: bounds of this response (the provider's ``budget:``); None: unbounded
+        self.max_bytes = max_bytes
+        self.max_events = max_events
+        #: bytes fed and events produced so far
         self.received = 0
+        self.emitted = 0
 
     @property
     def stopped(self) -> bool:
@@ -91,12 +103,23 @@ class Exchange:
     def feed(self, data: bytes) -> list[Event]:
         """Events for a chunk of the body (Usage is held back in :attr:`tally`; Done is dropped)."""
         self.received += len(data)
+        if self.max_bytes is not None and self.received > self.max_bytes:
+            raise LimitExceededError(
+                f"the response passed its budget of {self.max_bytes} bytes; stopped reading",
+                code="STREAM_TOO_LARGE", **self.context,
+            )
         out: list[Event] = []
         mapper, take = self.mapper, self.tally.take
         for frame in self.parser.feed(data):
             out.extend(take(mapper.feed(frame)))
             if mapper.stopped:
                 break
+        self.emitted += len(out)
+        if self.max_events is not None and self.emitted > self.max_events:
+            raise LimitExceededError(
+                f"the response passed its budget of {self.max_events} events; stopped reading",
+                code="STREAM_TOO_LARGE", **self.context,
+            )
         return out
 
     def close(self) -> list[Event]:

@@ -10,10 +10,11 @@ credentials. Whatever the injector added is recorded as a secret.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._errors import InvalidRequestError, LimitExceededError, ModelError
+from .._errors import AuthError, InvalidRequestError, LimitExceededError, ModelError
 from .._manifest.expr import Expr, compile_expr
 from .._manifest.model import Operator
 from .._plugins.manager import Plugins
@@ -30,6 +31,10 @@ __all__ = [
     "normalize_tools",
     "with_context",
 ]
+
+
+#: what h11 accepts in a header value: visible Latin-1 and inner spaces or tabs, no CR, LF or NUL
+_HEADER_VALUE = re.compile(r"[\x21-\x7e\x80-\xff]([\x20-\x7e\x80-\xff\t]*[\x21-\x7e\x80-\xff])?|")
 
 
 class CompiledOperator:
@@ -219,9 +224,19 @@ def build_outgoing(
     headers_before, params_before = dict(out.headers), dict(out.params)
     injector(out, provider.auth)
     # Whatever the injector added is a secret: scrub it from every error text.
-    for value in [
+    added = [
         *(v for k, v in out.headers.items() if headers_before.get(k) != v),
         *(v for k, v in out.params.items() if params_before.get(k) != v),
-    ]:
-        out.secrets.extend(p for p in (value, value.rpartition(" ")[2]) if len(p) >= 4)
+    ]
+    for value in added:
+        out.secrets.extend(p for p in (value, value.rpartition(" ")[2], value.strip()) if len(p) >= 4)
+    for key, value in out.headers.items():
+        if headers_before.get(key) != value and not _HEADER_VALUE.fullmatch(value):
+            # h11 would refuse it with the value in its message: refuse first, naming the variable only.
+            where = f"the variable {provider.auth.env}" if provider.auth.env else "auth.value"
+            raise AuthError(
+                f"the key from {where} cannot be sent in the {key!r} header: it holds a control "
+                "character or a non-Latin-1 character (a trailing newline from `echo > file` is common)",
+                code="AUTH_KEY_INVALID", variable=provider.auth.env, **context,
+            )
     return out

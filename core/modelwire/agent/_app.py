@@ -98,7 +98,7 @@ class ModelConfig:
 
     provider: str = attrs.field(metadata=_doc("a provider alias (see modelwire/agent/providers.yaml) or a manifest's provider"))
     model: str = attrs.field(metadata=_doc("the provider's model id"))
-    api_key: str | None = attrs.field(default=None, metadata=_doc("the key (use ${VAR}); default: the provider's variable"))
+    api_key: str | None = attrs.field(default=None, repr=False, metadata=_doc("the key (use ${VAR}); default: the provider's variable"))
     base_url: str | None = attrs.field(default=None, metadata=_doc("override the provider's base URL"))
     stream: bool = attrs.field(default=True, metadata=_doc("ModelHandle.respond streams (true) or answers whole (false)"))
     generate_kwargs: dict[str, Any] = attrs.field(factory=dict, metadata=_doc("defaults for every call: max_tokens, temperature, ...; others go into the body"))

@@ -1,0 +1,156 @@
+"""Hostile input and bounded resources: keys, streams and bodies an attacker (or an accident) controls.
+
+Every case runs over real loopback HTTP or feeds the sans-IO exchange bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import attrs
+import pytest
+
+import modelwire
+from modelwire._errors import redact
+from modelwire._manifest.model import Budget
+from modelwire._runtime.exchange import Exchange
+from modelwire._runtime.mapping import compile_rules
+from modelwire._runtime.planning import plan
+
+from servers.raw import RawServer, raw_server
+
+KEY = "sk-live-5ecret0123456789"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RawServer]:
+    with raw_server() as srv:
+        yield srv
+
+
+def runtime(server: RawServer, key: str, **provider: Any) -> modelwire.Runtime:
+    env = {"OPENAI_API_KEY": key, "OPENAI_BASE_URL": server.url + "/v1"}
+    catalog = modelwire.load_manifests("builtin:openai", env=env)
+    if provider:
+        p = catalog.providers["openai"]
+        catalog = attrs.evolve(catalog, providers={**catalog.providers, "openai": attrs.evolve(p, **provider)})
+    return modelwire.Runtime(catalog, env=env)
+
+
+def generate(rt: modelwire.Runtime) -> modelwire.Response:
+    async def go() -> modelwire.Response:
+        async with rt:
+            return await rt.generate("gpt-4.1", "hi")
+
+    return anyio.run(go)
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad_key",
+    [
+        pytest.param(KEY + "\n", id="trailing-newline"),
+        pytest.param(KEY + "\r\n", id="crlf"),
+        pytest.param("sk-\x00" + KEY, id="nul"),
+        pytest.param(KEY + "\u2028", id="non-latin1"),
+    ],
+)
+def test_a_key_that_cannot_be_a_header_is_refused_before_sending(
+    server: RawServer, caplog: pytest.LogCaptureFixture, bad_key: str
+) -> None:
+    before = len(server.requests)
+    with caplog.at_level(logging.DEBUG), pytest.raises(modelwire.AuthError) as info:
+        generate(runtime(server, bad_key))
+    err = info.value
+    assert err.code == "AUTH_KEY_INVALID"
+    assert "OPENAI_API_KEY" in str(err)  # names the variable...
+    rendered = "\n".join([str(err), repr(err), str(err.to_dict()), str(err.__cause__), caplog.text])
+    assert KEY not in rendered  # ...never the value
+    assert len(server.requests) == before  # nothing was sent
+
+
+def test_errors_scrub_the_injected_key_whatever_its_shape(server: RawServer) -> None:
+    shapeless = "plainwords-without-a-known-prefix"
+    server.reply(b'{"error": {"message": "bad key plainwords-without-a-known-prefix"}}', "application/json", status=401)
+    with pytest.raises(modelwire.AuthError) as info:
+        generate(runtime(server, shapeless))
+    assert shapeless not in str(info.value) and shapeless not in repr(info.value)
+    assert "***" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("models.main.api_key: environment variable MISSING_KEY is not set",
+                     "models.main.api_key: environment variable MISSING_KEY is not set", id="words-survive"),
+        pytest.param("Authorization: Bearer sk-abc123def456", "Authorization: Bearer ***", id="bearer"),
+        pytest.param("GET /v1beta?key=AIzaSyA1234567890abcdefghijklmno", "GET /v1beta?key=***", id="query-key"),
+        pytest.param("the key AIzaSyA1234567890abcdefghijklmno leaked", "the key *** leaked", id="gemini-shape"),
+    ],
+)
+def test_redaction_hides_keys_and_keeps_the_words(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_reprs_never_show_a_literal_key(server: RawServer) -> None:
+    catalog = modelwire.load_manifests("builtin:openai", env={"OPENAI_BASE_URL": server.url})
+    p = catalog.providers["openai"]
+    catalog = attrs.evolve(
+        catalog, providers={"openai": attrs.evolve(p, auth=attrs.evolve(p.auth, value=KEY, env=None))}
+    )
+    assert KEY not in repr(catalog)
+    assert KEY not in repr(catalog.providers["openai"].auth)
+
+
+# -- streams ------------------------------------------------------------------------------
+
+CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"0123456789abcdef"}}]}\n\n'
+
+
+@pytest.mark.parametrize(
+    ("budget", "body"),
+    [
+        pytest.param({"max_bytes": 10_000}, CHUNK * 1_000, id="bytes"),
+        pytest.param({"max_events": 50}, CHUNK * 1_000, id="events"),
+        pytest.param({"max_bytes": 10_000}, b"data: " + b"x" * 200_000, id="no-newline-ever"),
+    ],
+)
+def test_a_stream_past_its_budget_stops(server: RawServer, budget: dict[str, int], body: bytes) -> None:
+    server.reply(body, "text/event-stream")
+    rt = runtime(server, KEY, budget=Budget(**budget))
+    with pytest.raises(modelwire.LimitExceededError) as info:
+        generate(rt)
+    assert info.value.code == "STREAM_TOO_LARGE"
+
+
+def test_every_manifest_inherits_bounded_defaults() -> None:
+    catalog = modelwire.load_manifests("builtin:*", env={})
+    for name, provider in catalog.providers.items():
+        assert provider.timeout.total is not None, name
+        assert provider.budget.max_bytes is not None and provider.budget.max_events is not None, name
+
+
+def test_memory_stays_flat_when_the_provider_reports_usage() -> None:
+    """The tally keeps produced text only until usage is reported (the estimate is then not needed)."""
+    catalog = modelwire.load_manifests("builtin:openai", env={})
+    plan_ = plan(catalog, "gpt-4.1", "generate")
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}\n\n'
+    exchange = Exchange(modelwire.get_parser("sse"), compile_rules(plan_.operator), plan_.context())
+    exchange.feed(usage)
+    for _ in range(20_000):  # 20,000 deltas of 16 characters, discarded by the caller
+        exchange.feed(CHUNK)
+    assert exchange.tally.produced == []
+    assert exchange.tally.reported
+
+
+def test_an_html_page_is_read_only_in_part(server: RawServer) -> None:
+    server.reply(b"<html>" + b"A" * 5_000_000, "text/html")
+    with pytest.raises(modelwire.ParseError) as info:
+        generate(runtime(server, KEY))
+    assert info.value.code == "UNEXPECTED_HTML"
+    assert len(str(info.value)) < 1_000
