@@ -53,10 +53,12 @@ __all__ = [
 ]
 
 # Values that look like credentials are masked wherever an error is rendered.
-# A value is masked only when it looks like a key (it has a digit), so the
-# words around it survive: "api_key: environment variable X is not set" stays.
+# A value is masked only when it looks like a key (a digit, ``_`` or ``-`` in
+# it, or 16 characters or more), so the words around it survive:
+# "api_key: environment variable X is not set" stays as it is.
 _SECRET_RE = re.compile(
-    r"(?i)(bearer\s+|api[-_]?key[\"'=: ]+|key=|token[\"'=: ]+|sk-)(?=[A-Za-z._\-]*[0-9])[A-Za-z0-9._\-]{6,}"
+    r"(?i)(bearer\s+|api[-_]?key[\"'=: ]+|key=|token[\"'=: ]+|sk-)"
+    r"(?=[A-Za-z.]*[0-9_\-]|[A-Za-z0-9._\-]{16})[A-Za-z0-9._\-]{6,}"
     r"|()(?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{20,}"
 )
 
