@@ -154,3 +154,27 @@ def test_an_html_page_is_read_only_in_part(server: RawServer) -> None:
         generate(runtime(server, KEY))
     assert info.value.code == "UNEXPECTED_HTML"
     assert len(str(info.value)) < 1_000
+
+
+def test_httpx_log_lines_never_carry_a_query_key(caplog: pytest.LogCaptureFixture) -> None:
+    """``auth: {type: query}`` puts the key in the URL, which httpx logs at INFO."""
+    from modelwire.testing import ReplayServer
+
+    secret = "plainsecretwithoutshape"
+    with ReplayServer() as srv:
+        env = {"GEMINI_API_KEY": secret, "GEMINI_BASE_URL": srv.url_for("gemini")}
+
+        catalog = modelwire.load_manifests("builtin:gemini", env=env)
+        p = catalog.providers["gemini"]
+        query = attrs.evolve(p.auth, type="query", name="key")
+        catalog = attrs.evolve(catalog, providers={"gemini": attrs.evolve(p, auth=query)})
+
+        async def go() -> None:
+            async with modelwire.Runtime(catalog, env=env) as rt:
+                await rt.generate("gemini-2.5-flash", "hi")
+
+        with caplog.at_level(logging.DEBUG):
+            anyio.run(go)
+        assert srv.requests[-1].query["key"] == secret  # the key did go out, in the query
+    assert "HTTP Request" in caplog.text
+    assert secret not in caplog.text

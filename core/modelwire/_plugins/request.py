@@ -24,6 +24,8 @@ class OutgoingRequest:
     env: Mapping[str, str] | None = None  # where auth keys are read (default: os.environ)
     #: values an auth injector added (scrubbed from error messages)
     secrets: list[str] = attrs.Factory(list)
+    #: query parameters an auth injector filled (masked in httpx's log lines)
+    secret_params: list[str] = attrs.Factory(list)
 
     def __repr__(self) -> str:  # never show credentials
         return f"OutgoingRequest(method={self.method!r}, url={self.url!r})"

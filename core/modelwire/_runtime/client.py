@@ -58,6 +58,7 @@ from .transport import (
     MAX_DRAIN,
     MAX_ERROR_BODY,
     Deadline,
+    install_log_filter,
     map_exceptions,
     open_stream,
     read_capped,
@@ -239,6 +240,7 @@ class Runtime:
 
             # One pooled client per runtime, created on first use: its SSL
             # context costs ~0.4 s, so never per request.
+            install_log_filter()
             self._client = httpx.AsyncClient(
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
                 follow_redirects=False,

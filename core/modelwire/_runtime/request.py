@@ -228,6 +228,7 @@ def build_outgoing(
         *(v for k, v in out.headers.items() if headers_before.get(k) != v),
         *(v for k, v in out.params.items() if params_before.get(k) != v),
     ]
+    out.secret_params.extend(k for k, v in out.params.items() if params_before.get(k) != v)
     for value in added:
         out.secrets.extend(p for p in (value, value.rpartition(" ")[2], value.strip()) if len(p) >= 4)
     for key, value in out.headers.items():

@@ -9,26 +9,65 @@ httpcore's ``map_exceptions``). What the bytes mean is the exchange's job.
 from __future__ import annotations
 
 import email.utils
+import logging
+import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import aclosing, asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import NetworkError, RequestTimeout
+from .._errors import NetworkError, RequestTimeout, redact
 from .._manifest.model import Timeout
 from .._plugins.request import OutgoingRequest
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["MAX_DRAIN", "MAX_ERROR_BODY", "Deadline", "map_exceptions", "open_stream", "read_capped", "retry_after"]
+__all__ = [
+    "MAX_DRAIN", "MAX_ERROR_BODY", "Deadline", "RedactingFilter", "install_log_filter", "map_exceptions",
+    "open_stream", "read_capped", "retry_after",
+]
 
 #: bytes of an error body read (the rest is not needed to classify it)
 MAX_ERROR_BODY = 64 * 1024
 #: bytes read after the end marker so the connection returns to the pool
 MAX_DRAIN = 256 * 1024
+
+
+class RedactingFilter(logging.Filter):
+    """Masks credentials in httpx's and httpcore's log records (``HTTP Request: POST https://...?key=...``).
+
+    Query parameters that an auth injector filled (their names are collected
+    in :attr:`names`; names are not secrets) are masked whatever the value
+    looks like, and anything else :func:`~modelwire._errors.redact` knows.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        for name in self.names:
+            masked = re.sub(rf"([?&]{re.escape(name)}=)[^&\s\"']+", r"\1***", masked)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install_log_filter(query_names: Iterable[str] = ()) -> None:
+    """Attach the redacting filter to httpx's loggers (once) and learn auth query parameter names."""
+    _FILTER.names.update(query_names)
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
 
 
 def retry_after(value: str | None) -> float | None:
@@ -80,6 +119,9 @@ async def open_stream(
 ) -> AsyncIterator[httpx.Response]:
     """One streaming request; its response with the body still unread."""
     import httpx
+
+    if outgoing.secret_params:
+        install_log_filter(outgoing.secret_params)
 
     read = timeouts.read if timeouts.total is None else min(timeouts.read, timeouts.total)
     timeout = httpx.Timeout(connect=timeouts.connect, read=read, write=timeouts.write, pool=timeouts.connect)
