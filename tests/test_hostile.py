@@ -178,3 +178,60 @@ def test_httpx_log_lines_never_carry_a_query_key(caplog: pytest.LogCaptureFixtur
         assert srv.requests[-1].query["key"] == secret  # the key did go out, in the query
     assert "HTTP Request" in caplog.text
     assert secret not in caplog.text
+
+
+# -- nesting and unicode --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "ctype", "body", "code"),
+    [
+        pytest.param(200, "text/event-stream", b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n",
+                     "FRAME_TOO_DEEP", id="deep-frame"),
+        pytest.param(500, "application/json", b"[" * 100_000 + b"]" * 100_000, "HTTP_500", id="deep-error-body"),
+    ],
+)
+def test_deep_json_is_a_typed_error(server: RawServer, status: int, ctype: str, body: bytes, code: str) -> None:
+    server.reply(body, ctype, status=status)
+    rt = modelwire.Runtime.from_manifests(
+        "builtin:openai", env={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": server.url + "/v1"}, policy="raise"
+    )
+    with pytest.raises(modelwire.ModelError) as info:
+        generate(rt)
+    assert info.value.code == code
+
+
+def test_a_lone_surrogate_in_a_message_is_a_typed_error(server: RawServer) -> None:
+    before = len(server.requests)
+
+    async def go() -> None:
+        async with runtime(server, KEY) as rt:
+            await rt.generate("gpt-4.1", "half a pair: \ud800")
+
+    with pytest.raises(modelwire.InvalidRequestError) as info:
+        anyio.run(go)
+    assert info.value.code == "INVALID_UNICODE"
+    assert len(server.requests) == before
+
+
+def test_the_cli_prints_a_lone_surrogate_from_the_model(tmp_path: Any) -> None:
+    """Model output is JSON: ``"\\ud800"`` decodes to a lone surrogate, which stdout cannot encode."""
+    import subprocess
+    import sys
+
+    from modelwire.testing import ReplayServer, Reply
+
+    body = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"before \\ud800 after"}}]}\n\n'
+        b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+    )
+    with ReplayServer() as srv:
+        srv.push(Reply(body=body, content_type="text/event-stream"))
+        env = {"OPENAI_BASE_URL": srv.url_for("openai"), "OPENAI_API_KEY": KEY, "PATH": ""}
+        proc = subprocess.run(
+            [sys.executable, "-m", "modelwire", "call", "gpt-4.1-mini", "hi"],
+            capture_output=True, env=env, timeout=120,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert b"before \\ud800 after" in proc.stdout
+    assert b"Traceback" not in proc.stderr

@@ -234,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``modelwire`` console script."""
+    for stream in (sys.stdout, sys.stderr):
+        # Model output may hold lone surrogates (a JSON "\ud800"): show them escaped, never crash.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:

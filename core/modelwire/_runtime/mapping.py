@@ -241,6 +241,14 @@ class EventMapper:
     def _decode(self, data: Any) -> Any:
         if type(data) is not str:
             return data
+        try:
+            return self._decode_text(data)
+        except RecursionError:
+            raise ParseError(
+                "a stream frame's JSON is nested too deeply to decode", code="FRAME_TOO_DEEP", **self.context
+            ) from None
+
+    def _decode_text(self, data: str) -> Any:
         if _fast_loads is not None:
             try:
                 return _fast_loads(data)
@@ -356,7 +364,7 @@ class ErrorMapper:
     def error(self, status: int, body: bytes, context: dict[str, Any], retry_after: float | None) -> ModelError:
         try:
             payload: Any = json.loads(body) if body else None
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the interpreter's limit
             payload = None
         text = body[:300].decode("utf-8", "replace").strip()
         for rule, when, code, message in self.rules:

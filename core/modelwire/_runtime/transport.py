@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import NetworkError, RequestTimeout, redact
+from .._errors import InvalidRequestError, NetworkError, RequestTimeout, redact
 from .._manifest.model import Timeout
 from .._plugins.request import OutgoingRequest
 
@@ -125,15 +125,29 @@ async def open_stream(
 
     read = timeouts.read if timeouts.total is None else min(timeouts.read, timeouts.total)
     timeout = httpx.Timeout(connect=timeouts.connect, read=read, write=timeouts.write, pool=timeouts.connect)
-    async with client.stream(
-        outgoing.method,
-        outgoing.url,
-        headers=outgoing.headers,
-        params=outgoing.params or None,
-        json=outgoing.json,
-        timeout=timeout,
-    ) as resp:
+    try:
+        stream = client.stream(
+            outgoing.method,
+            outgoing.url,
+            headers=outgoing.headers,
+            params=outgoing.params or None,
+            json=outgoing.json,
+            timeout=timeout,
+        )
+        resp = await stream.__aenter__()
+    except UnicodeEncodeError as exc:  # a lone surrogate in a message: not valid UTF-8
+        raise InvalidRequestError(
+            f"the request holds text that is not valid Unicode ({exc.reason} at character {exc.start} "
+            "of the encoded body); remove lone surrogates from the messages",
+            code="INVALID_UNICODE", provider=outgoing.provider, model=outgoing.model,
+        ) from None
+    try:
         yield resp
+    except BaseException as exc:
+        if not await stream.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await stream.__aexit__(None, None, None)
 
 
 async def read_capped(resp: httpx.Response, limit: int) -> bytes:
