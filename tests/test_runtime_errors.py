@@ -195,3 +195,18 @@ def test_headers_and_query_from_expressions(tmp_path: Path, server: RawServer) -
     sent = server.requests[-1]
     assert sent["headers"].get("x-model") == "tiny-1" and "x-tools" not in sent["headers"]
     assert sent["path"] == "/x?temperature=0.5&n=2"
+
+
+def test_a_whole_json_body_on_a_stream_names_its_content_type(openai_rt: modelwire.Runtime, server: RawServer) -> None:
+    server.reply(b'{"choices":[{"message":{"content":"hi"}}]}', "application/json; charset=utf-8")
+    with pytest.raises(modelwire.NetworkError) as info:
+        run(openai_rt)
+    assert info.value.code == "STREAM_TRUNCATED"
+    assert "of application/json)" in str(info.value)
+
+
+def test_requests_carry_a_user_agent(openai_rt: modelwire.Runtime, server: RawServer) -> None:
+    server.reply(b"data: [DONE]\n\n", "text/event-stream")
+    run(openai_rt)
+    headers = {k.lower(): v for k, v in server.requests[-1]["headers"].items()}
+    assert headers["user-agent"] == f"modelwire/{modelwire.__version__}"

@@ -486,7 +486,7 @@ class Runtime:
                     budget = plan_.provider.budget
                     exchange = Exchange(
                         self.plugins.get_parser(name, **plan_.operator.parser_options), compiled.rules, context,
-                        max_bytes=budget.max_bytes, max_events=budget.max_events,
+                        max_bytes=budget.max_bytes, max_events=budget.max_events, content_type=ctype,
                     )
                     drained = 0
                     async with aclosing(resp.aiter_bytes()) as chunks:  # type: ignore[type-var]

@@ -73,7 +73,9 @@ class Tally:
 class Exchange:
     """Bytes of one response in, unified events out; :attr:`stopped` once the end marker came."""
 
-    __slots__ = ("context", "emitted", "mapper", "max_bytes", "max_events", "parser", "received", "tally")
+    __slots__ = (
+        "content_type", "context", "emitted", "mapper", "max_bytes", "max_events", "parser", "received", "tally",
+    )
 
     def __init__(
         self,
@@ -83,6 +85,7 @@ class Exchange:
         *,
         max_bytes: int | None = None,
         max_events: int | None = None,
+        content_type: str = "",
     ) -> None:
         self.parser = parser
         self.mapper = EventMapper(rules, context)
@@ -94,6 +97,8 @@ class Exchange:
         #: bytes fed and events produced so far
         self.received = 0
         self.emitted = 0
+        #: the response's Content-Type, named when the stream ends early
+        self.content_type = content_type
 
     @property
     def stopped(self) -> bool:
@@ -133,6 +138,8 @@ class Exchange:
                     break
         if mapper.has_end_marker and not mapper.stopped:
             what = "an empty body" if self.received == 0 else f"{self.received} bytes"
+            if self.content_type:
+                what += f" of {self.content_type.split(';')[0].strip()}"
             raise NetworkError(
                 f"the stream ended before its end marker (after {what}); the answer is incomplete",
                 code="STREAM_TRUNCATED", **self.context,

@@ -19,6 +19,7 @@ from .._manifest.expr import Expr, compile_expr
 from .._manifest.model import Operator
 from .._plugins.manager import Plugins
 from .._plugins.request import OutgoingRequest
+from .._version import __version__
 from .mapping import ErrorMapper, Rule, compile_rules
 from .planning import CallPlan
 
@@ -32,6 +33,9 @@ __all__ = [
     "with_context",
 ]
 
+
+#: sent with every request unless a manifest's headers say otherwise
+USER_AGENT = f"modelwire/{__version__}"
 
 #: what h11 accepts in a header value: visible Latin-1 and inner spaces or tabs, no CR, LF or NUL
 _HEADER_VALUE = re.compile(r"[\x21-\x7e\x80-\xff]([\x20-\x7e\x80-\xff\t]*[\x21-\x7e\x80-\xff])?|")
@@ -191,7 +195,7 @@ def build_outgoing(
                     "extra parameters need a JSON object body", code="BAD_EXTRA", **context
                 )
             body = {**body, **passthrough}
-    headers = {**provider.headers, **op.headers}
+    headers = {"User-Agent": USER_AGENT, **provider.headers, **op.headers}
     params = dict(op.query)
     for expr, target, what in ((compiled.headers, headers, "headers"), (compiled.query, params, "query")):
         if expr is None:
