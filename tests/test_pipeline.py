@@ -20,7 +20,6 @@ import pytest
 
 from modelwire._errors import InvalidRequestError, ManifestError, NotFoundError
 from modelwire.pipelines._iocheck import schema_problems
-from modelwire.pipelines._orchestrator import Orchestrator, PipelineResult
 from modelwire.pipelines._model import (
     Branch,
     FallbackTool,
@@ -34,8 +33,8 @@ from modelwire.pipelines._model import (
     parse_pipelines,
     read_pipelines,
 )
-from modelwire.tools._resources import ResourceManager, ResourcePool
-from modelwire.tools._core import (
+from modelwire.pipelines._orchestrator import Orchestrator, PipelineResult
+from modelwire.tools import (
     AgentContext,
     Port,
     ResourceSpec,
@@ -44,6 +43,7 @@ from modelwire.tools._core import (
     ToolManifest,
     ToolRegistry,
 )
+from modelwire.tools._resources import ResourceManager, ResourcePool
 
 ROOT = Path(__file__).resolve().parents[1]
 INT = {"type": "integer"}

@@ -19,8 +19,25 @@ import pytest
 
 import modelwire
 from modelwire import ManifestError
-from modelwire.tools import AgentContext, Port, ResourceSpec, Tool, ToolBuilder, ToolContext, ToolError, ToolManifest, ToolRegistry, ToolTimeout, call_tool, load_tools, tool, validate_ports
-from modelwire.tools._core import check_tool_manifest, parse_tools, schema_for
+from modelwire.tools import (
+    AgentContext,
+    Port,
+    ResourceSpec,
+    Tool,
+    ToolBuilder,
+    ToolContext,
+    ToolError,
+    ToolManifest,
+    ToolRegistry,
+    ToolTimeout,
+    call_tool,
+    check_tool_manifest,
+    load_tools,
+    parse_tools,
+    schema_for,
+    tool,
+    validate_ports,
+)
 
 pytestmark = pytest.mark.anyio
 

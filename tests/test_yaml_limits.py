@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from modelwire._manifest.loader import parse_manifest
-from modelwire._manifest.yaml import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_NODES, format_path, read_yaml
+from modelwire._manifest.structure import parse_manifest
+from modelwire._manifest.yaml import (
+    MAX_DEPTH,
+    MAX_DOCUMENT_BYTES,
+    MAX_NODES,
+    format_path,
+    read_yaml,
+)
 
 
 def billion_laughs(levels: int, width: int = 10) -> str:

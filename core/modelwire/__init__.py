@@ -47,7 +47,7 @@ if _typing.TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exported_mem
         Usage,
     )
     from ._frames import Frame, Parser, ParserFactory
-    from ._manifest.loader import Catalog, load_manifests
+    from ._manifest.catalog import Catalog, load_manifests
     from ._plugins.hookspecs import hookimpl
     from ._plugins.limiter import Admission, LimiterBackend, LocalLimiter
     from ._plugins.manager import Plugins, Registration, get_parser, get_plugins, set_plugins
@@ -65,7 +65,7 @@ _EXPORTS: dict[str, str] = {
     "Admission": "._plugins.limiter",
     "Attempt": "._plugins.policies",
     "AuthError": _ERRORS,
-    "Catalog": "._manifest.loader",
+    "Catalog": "._manifest.catalog",
     "Decision": "._plugins.policies",
     "Done": _EVENTS,
     "Embedding": _EVENTS,
@@ -109,7 +109,7 @@ _EXPORTS: dict[str, str] = {
     "get_parser": "._plugins.manager",
     "get_plugins": "._plugins.manager",
     "hookimpl": "._plugins.hookspecs",
-    "load_manifests": "._manifest.loader",
+    "load_manifests": "._manifest.catalog",
     "set_plugins": "._plugins.manager",
 }
 

@@ -36,9 +36,9 @@ from .._manifest.yaml import Located, expand_env, read_yaml
 
 if TYPE_CHECKING:
     from .._events import Event
-    from .._manifest.loader import Catalog
+    from .._manifest.catalog import Catalog
     from .._runtime.client import Response, Runtime
-    from ..tools._core import ToolRegistry
+    from ..tools import ToolRegistry
 
 __all__ = [
     "AgentApp",
@@ -80,7 +80,7 @@ class ProviderAlias:
 
 def provider_aliases() -> dict[str, ProviderAlias]:
     """agentapp provider name -> manifest provider, from ``agent/providers.yaml`` (data, not code)."""
-    from .._manifest.loader import converter
+    from .._manifest.structure import converter
 
     text = (Path(__file__).parent / "providers.yaml").read_bytes()
     doc, issues = read_yaml(text, "providers.yaml")
@@ -179,11 +179,11 @@ def load_agentapp_config(
 
 def parse_agentapp_config(doc: Located, env: Mapping[str, str] | None = None) -> AgentAppConfig:
     """A parsed document (``read_yaml``, or a mapping a platform sent) -> AgentAppConfig."""
-    from .._manifest.loader import _describe, _issues_from, converter
+    from .._manifest.structure import converter, describe, issues_from
 
     file = doc.file
     if not isinstance(doc.value, dict):
-        raise ManifestError(issues=[doc.issue((), f"the config must be a mapping, got {_describe(doc.value)}")])
+        raise ManifestError(issues=[doc.issue((), f"the config must be a mapping, got {describe(doc.value)}")])
     env_issues = expand_env(doc, os.environ if env is None else env)
     issues = list(env_issues)
     value = {k: v for k, v in doc.value.items() if k not in ("file", "doc")}
@@ -195,7 +195,7 @@ def parse_agentapp_config(doc: Located, env: Mapping[str, str] | None = None) ->
         config = converter().structure(value, AgentAppConfig)
     except Exception as exc:
         unexpanded = {i.path for i in env_issues}
-        issues.extend(i for i in _issues_from(exc, (), doc) if i.path not in unexpanded)
+        issues.extend(i for i in issues_from(exc, (), doc) if i.path not in unexpanded)
         app = value.get("app")
         if isinstance(app, str):  # still say what is wrong with it
             issues.extend(i for i in _check_config(AgentAppConfig(app=app), doc) if i.path == "app")
@@ -375,7 +375,7 @@ def build_catalog(
     ``PROVIDER@NAME`` (its base URL and key are the entry's own), so two
     entries on one provider with different endpoints or keys never clash.
     """
-    from .._manifest.loader import load_manifests
+    from .._manifest.catalog import load_manifests
     from .._manifest.model import Model
 
     base_dir = Path(config.file).parent if config.file else Path.cwd()
@@ -483,7 +483,7 @@ class SessionContext:
 
     def agent_context(self) -> Any:
         """An :class:`AgentContext` for tools, sharing this session's state."""
-        from ..tools._core import AgentContext
+        from ..tools import AgentContext
 
         ctx = AgentContext(self.session_id, self.metadata)
         ctx._session = self.state
@@ -791,7 +791,7 @@ class AgentRuntime:
 
     async def _create_models(self) -> None:
         from .._runtime.client import Runtime
-        from ..tools._core import ToolRegistry
+        from ..tools import ToolRegistry
 
         config = self.config
         assert config is not None

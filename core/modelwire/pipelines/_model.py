@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from .._errors import InvalidRequestError, ManifestError, ManifestIssue
-from ..tools._core import Port, Tool, ToolError, ToolRegistry
+from ..tools import Port, Tool, ToolError, ToolRegistry
 from .._manifest.yaml import Located, format_path
 
 if TYPE_CHECKING:
@@ -562,9 +562,9 @@ def _compile_text(text: Any, path: PathT, issues: _Issues) -> Expr | None:
     try:
         return compile_expr(text)
     except jmespath.exceptions.JMESPathError as exc:
-        from .._manifest.loader import _expr_problem
+        from .._manifest.structure import expr_problem
 
-        issues.add(path, f"invalid expression {text!r}: {_expr_problem(exc)}")
+        issues.add(path, f"invalid expression {text!r}: {expr_problem(exc)}")
         return None
 
 
@@ -1190,14 +1190,14 @@ def parse_pipelines(
     text: str | bytes, file: str | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[list[Pipeline], list[ManifestIssue]]:
     """One YAML/JSON document -> its pipelines (unchecked against tools), or the issues found."""
-    from .._manifest.loader import _describe, _issues_from, converter
+    from .._manifest.structure import converter, describe, issues_from
     from .._manifest.yaml import expand_env, read_yaml
 
     doc, issues = read_yaml(text, file)
     if doc is None:
         return [], issues
     if not isinstance(doc.value, dict):
-        return [], [doc.issue((), f"a pipeline file must be a mapping, got {_describe(doc.value)}")]
+        return [], [doc.issue((), f"a pipeline file must be a mapping, got {describe(doc.value)}")]
     value = doc.value
     if "pipelines" not in value and "tools" in value:
         return [], []  # a tool manifest: the tools loader reads it
@@ -1216,7 +1216,7 @@ def parse_pipelines(
     try:
         structured = converter().structure(value, _FileDoc)
     except Exception as exc:
-        issues.extend(i for i in _issues_from(exc, (), doc) if i.path not in unexpanded)
+        issues.extend(i for i in issues_from(exc, (), doc) if i.path not in unexpanded)
         return [], issues
     pipelines = [_from_doc(name, pdoc, doc) for name, pdoc in structured.pipelines.items()]
     return pipelines, issues
@@ -1229,7 +1229,7 @@ def read_pipelines(
     env: Mapping[str, str] | None = None,
 ) -> tuple[list[Pipeline], list[ManifestIssue]]:
     """Like :func:`load_pipelines`, but returns every issue instead of raising."""
-    from .._manifest.loader import _read_source
+    from .._manifest.sources import read_source
 
     sources = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     pipelines: list[Pipeline] = []
@@ -1238,7 +1238,7 @@ def read_pipelines(
     for source in sources:
         label = os.fspath(source)
         try:
-            raw = _read_source(source)
+            raw = read_source(source)
         except OSError as exc:
             issues.append(ManifestIssue(f"cannot read pipelines: {exc}", file=label))
             continue

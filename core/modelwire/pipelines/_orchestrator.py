@@ -13,7 +13,7 @@ scope, a ``fail_after``) cancels every running tool; ``mode: first`` cancels
 the losing branches as soon as one succeeds.
 
 One call of one tool is: evaluate the input mapping, then
-:func:`~modelwire.tools._core.call_tool`: fill defaults and validate the inputs
+:func:`~modelwire.tools.call_tool`: fill defaults and validate the inputs
 (``validate_ports``), acquire the tool's resources from the resource
 manager, call it under the per-attempt timeout, validate the outputs. A failure is retried per the
 step's :class:`~modelwire.RetryPolicy` (input-validation failures are not:
@@ -47,7 +47,7 @@ from ._model import (
     compile_pipeline,
     load_pipelines,
 )
-from ..tools._core import AgentContext, ToolError, ToolRegistry, call_tool
+from ..tools import AgentContext, ToolError, ToolRegistry, call_tool
 
 if TYPE_CHECKING:
     import os
