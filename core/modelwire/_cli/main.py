@@ -125,7 +125,7 @@ def _check_tools(args: argparse.Namespace) -> int:
         return 1
     seen = {str(i) for i in issues}
     pipelines: list[Any] = []
-    from ..pipelines._model import read_pipelines
+    from ..pipelines import read_pipelines
 
     # The IO check needs every tool: with broken or no tool manifests, check structure only.
     checked_against = registry if tools and not issues else None

@@ -35,19 +35,13 @@ import attrs
 
 from .._errors import InvalidRequestError, ManifestError, NotFoundError
 from .._manifest.expr import is_true
-from ._model import (
-    INPUT,
-    CompiledBranch,
-    CompiledCall,
-    CompiledStep,
-    Flow,
-    Pipeline,
-    PipelineError,
-    PipelinePlan,
-    compile_pipeline,
-    load_pipelines,
-)
 from ..tools import AgentContext, ToolError, ToolRegistry, call_tool
+from ._compiler import compile_pipeline
+from ._definition import Pipeline
+from ._errors import PipelineError
+from ._files import load_pipelines
+from ._flow import Flow
+from ._plan import INPUT, CompiledBranch, CompiledCall, CompiledStep, PipelinePlan
 
 if TYPE_CHECKING:
     import os
