@@ -314,12 +314,12 @@ class AgentRuntime:
         factory = self._mcp_factory
         if factory is None:
             try:
-                _mcp = importlib.import_module("modelwire.tools._mcp")
+                from ..tools import MCPClient, MCPServerConfig
             except ImportError as exc:
                 raise InternalError(
                     f"MCP support is not available ({exc}); install modelwire[agent]", code="MCP_UNAVAILABLE"
                 ) from exc
-            config_cls, client_cls = _mcp.MCPServerConfig, _mcp.MCPClient
+            config_cls, client_cls = MCPServerConfig, MCPClient
 
             def factory(cfg: Any) -> Any:
                 return client_cls(cfg)

@@ -65,9 +65,7 @@ class SessionContext:
         """An :class:`AgentContext` for tools, sharing this session's state."""
         from ..tools import AgentContext
 
-        ctx = AgentContext(self.session_id, self.metadata)
-        ctx._session = self.state
-        return ctx
+        return AgentContext(self.session_id, self.metadata, session=self.state)
 
 
 @runtime_checkable

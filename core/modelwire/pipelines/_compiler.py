@@ -355,7 +355,7 @@ class _Compiler:
 
     def _check_refs(self, expr: Expr, path: PathT, step: str | None) -> None:
         """Every name an expression reads must be ``input`` or a step (a dependency)."""
-        for ref in _root_paths(expr._parsed.parsed):
+        for ref in _root_paths(expr.ast):
             root = ref[0]
             if not isinstance(root, str):
                 continue
@@ -589,7 +589,7 @@ class _Compiler:
     def _check_feed(self, step: Step, tool: Tool, port: Port, expr: Expr, path: PathT) -> None:
         """The IO check of one mapping: the source's schema must fit the port's."""
         target = f"step {step.name!r} input {port.name!r} (tool {tool.name!r})"
-        node = expr._parsed.parsed
+        node = expr.ast
         if node.get("type") == "literal":
             self._check_literal(step, tool, port, node.get("value"), path)
             return

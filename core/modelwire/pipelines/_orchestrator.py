@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     import os
 
     from .._manifest.expr import Expr
-    from ..tools._resources import ResourceManager
+    from ..tools import ResourceManager
 
 __all__ = ["Orchestrator", "PipelineResult", "StepResult"]
 
@@ -81,7 +81,7 @@ class Orchestrator:
     """Registers pipelines against a tool registry and runs them.
 
     Each tool call holds the resources its manifest declares, acquired from
-    ``resources`` (a :class:`~modelwire.tools._resources.ResourceManager`; by
+    ``resources`` (a :class:`~modelwire.tools.ResourceManager`; by
     default the registry's own, whose pools ``await registry.aclose()``
     closes) and released when the call ends, however it ends.
     """

@@ -28,11 +28,19 @@ class AgentContext:
     owns its session store, and ``variables`` are copied in. Tools see it as
     ``ctx.agent``. ``variables()`` are what the application passes in (user,
     locale, ...); ``session()`` is what tools remember between calls.
+    ``session``, if given, is used as the store itself (not copied): a
+    session store hands in the state it saves back.
     """
 
-    def __init__(self, session_id: str = "default", variables: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        session_id: str = "default",
+        variables: Mapping[str, Any] | None = None,
+        *,
+        session: dict[str, Any] | None = None,
+    ) -> None:
         self.session_id = session_id
-        self._session: dict[str, Any] = {}
+        self._session: dict[str, Any] = session if session is not None else {}
         self._variables = dict(variables or {})
 
     def session(self) -> SessionState:
