@@ -16,8 +16,8 @@ import attrs
 import pytest
 
 import modelwire
-from modelwire._manifest.loader import builtin_names
 from modelwire._manifest.model import Model
+from modelwire._manifest.sources import builtin_names
 
 from core_helpers import BROKEN, CLASH, CLEAN_PLUGINS, PARSER_DISTS, ROOT, UPPER
 

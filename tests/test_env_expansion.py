@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelwire import load_manifests
-from modelwire._manifest.loader import parse_manifest
+from modelwire._manifest.structure import parse_manifest
 from modelwire._manifest.yaml import Located, expand_env
 
 from strategies import env_values, templates, var_names

@@ -22,12 +22,7 @@ from modelwire import (
     Plugins,
     load_manifests,
 )
-from modelwire._manifest.loader import (
-    check_plugin_names,
-    converter,
-    parse_manifest,
-    plugin_name_errors,
-)
+from modelwire._manifest.catalog import check_plugin_names, plugin_name_errors
 from modelwire._manifest.model import (
     Auth,
     Detection,
@@ -42,6 +37,7 @@ from modelwire._manifest.model import (
     Timeout,
     UrlRule,
 )
+from modelwire._manifest.structure import converter, parse_manifest
 
 from core_helpers import ROOT
 from strategies import manifest_documents

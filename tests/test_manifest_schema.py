@@ -12,9 +12,10 @@ import jsonschema
 import pytest
 import yaml
 
-from modelwire._manifest.loader import builtin_names, parse_manifest
 from modelwire._manifest.model import Manifest
 from modelwire._manifest.schema import manifest_schema
+from modelwire._manifest.sources import builtin_names
+from modelwire._manifest.structure import parse_manifest
 
 from core_helpers import ROOT
 

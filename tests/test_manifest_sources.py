@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from modelwire import ManifestError, NotFoundError, load_manifests
-from modelwire._manifest.loader import _split_git, builtin_names, load_source
+from modelwire._manifest.catalog import load_source
+from modelwire._manifest.sources import builtin_names, split_git
 
 from core_helpers import git
 
@@ -187,8 +188,8 @@ def test_http_connection_refused_is_an_issue() -> None:
         ),
     ],
 )
-def test_split_git(source: str, expected: tuple[str, str, str]) -> None:
-    assert _split_git(source) == expected
+def testsplit_git(source: str, expected: tuple[str, str, str]) -> None:
+    assert split_git(source) == expected
 
 
 @pytest.mark.git

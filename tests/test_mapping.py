@@ -8,8 +8,8 @@ import pytest
 
 import modelwire
 from modelwire import Done, Finish, Frame, TextDelta, ToolCallDelta, Usage
-from modelwire._manifest.loader import converter
 from modelwire._manifest.model import ErrorRule, Operator
+from modelwire._manifest.structure import converter
 from modelwire._runtime.mapping import ErrorMapper, EventMapper, compile_rules
 
 CTX = {"model": "m", "provider": "p", "endpoint": "http://x/y"}
@@ -171,7 +171,7 @@ def _outcome(fn: Any, frame: Frame) -> Any:
 def test_generated_rules_agree_with_the_loop(manifest: str, frames: list[Any], as_text: bool) -> None:
     import json as _json
 
-    from modelwire._manifest.loader import load_manifests
+    from modelwire._manifest.catalog import load_manifests
     from modelwire._runtime.planning import plan
 
     catalog = _CATALOG.get(manifest) or _CATALOG.setdefault(manifest, load_manifests(f"builtin:{manifest}", env={}))

@@ -19,8 +19,7 @@ import anyio
 import pytest
 
 from modelwire._errors import InvalidRequestError, ManifestError, NotFoundError
-from modelwire.pipelines._iocheck import schema_problems
-from modelwire.pipelines._model import (
+from modelwire.pipelines import (
     Branch,
     FallbackTool,
     Flow,
@@ -33,8 +32,9 @@ from modelwire.pipelines._model import (
     parse_pipelines,
     read_pipelines,
 )
+from modelwire.pipelines._iocheck import schema_problems
 from modelwire.pipelines._orchestrator import Orchestrator, PipelineResult
-from modelwire.tools._core import (
+from modelwire.tools import (
     AgentContext,
     Port,
     ResourceSpec,

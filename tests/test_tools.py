@@ -31,11 +31,13 @@ from modelwire.tools import (
     ToolRegistry,
     ToolTimeout,
     call_tool,
+    check_tool_manifest,
     load_tools,
+    parse_tools,
+    schema_for,
     tool,
     validate_ports,
 )
-from modelwire.tools._core import check_tool_manifest, parse_tools, schema_for
 
 pytestmark = pytest.mark.anyio
 

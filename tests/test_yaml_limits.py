@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelwire._manifest.loader import parse_manifest
+from modelwire._manifest.structure import parse_manifest
 from modelwire._manifest.yaml import (
     MAX_DEPTH,
     MAX_DOCUMENT_BYTES,

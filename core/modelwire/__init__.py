@@ -45,8 +45,8 @@ if _typing.TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exported_mem
     from ._frames import Frame as Frame
     from ._frames import Parser as Parser
     from ._frames import ParserFactory as ParserFactory
-    from ._manifest.loader import Catalog as Catalog
-    from ._manifest.loader import load_manifests as load_manifests
+    from ._manifest.catalog import Catalog as Catalog
+    from ._manifest.catalog import load_manifests as load_manifests
     from ._plugins.hookspecs import hookimpl as hookimpl
     from ._plugins.limiter import Admission as Admission
     from ._plugins.limiter import LimiterBackend as LimiterBackend
@@ -76,7 +76,7 @@ _EXPORTS: dict[str, str] = {
     "Admission": "._plugins.limiter",
     "Attempt": "._plugins.policies",
     "AuthError": _ERRORS,
-    "Catalog": "._manifest.loader",
+    "Catalog": "._manifest.catalog",
     "Decision": "._plugins.policies",
     "Done": _EVENTS,
     "Embedding": _EVENTS,
@@ -120,7 +120,7 @@ _EXPORTS: dict[str, str] = {
     "get_parser": "._plugins.manager",
     "get_plugins": "._plugins.manager",
     "hookimpl": "._plugins.hookspecs",
-    "load_manifests": "._manifest.loader",
+    "load_manifests": "._manifest.catalog",
     "set_plugins": "._plugins.manager",
 }
 

@@ -19,7 +19,7 @@ BUILTIN = "builtin:*"
 
 
 def _catalog(args: argparse.Namespace, model: str) -> Any:
-    from .._manifest.loader import load_manifests
+    from .._manifest.catalog import load_manifests
     from .._runtime.planning import resolve_model
 
     sources = [BUILTIN, *(args.manifest or [])]

@@ -115,7 +115,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _check_tools(args: argparse.Namespace) -> int:
     """Tool manifests, then the pipelines in the same files; every error printed."""
-    from ..tools._core import ToolRegistry, read_tools
+    from ..tools import ToolRegistry, read_tools
 
     registry = ToolRegistry()
     try:
@@ -125,7 +125,7 @@ def _check_tools(args: argparse.Namespace) -> int:
         return 1
     seen = {str(i) for i in issues}
     pipelines: list[Any] = []
-    from ..pipelines._model import read_pipelines
+    from ..pipelines import read_pipelines
 
     # The IO check needs every tool: with broken or no tool manifests, check structure only.
     checked_against = registry if tools and not issues else None
@@ -148,7 +148,7 @@ def _check_tools(args: argparse.Namespace) -> int:
 
 
 def _check_manifests(args: argparse.Namespace) -> int:
-    from .._manifest.loader import load_manifests, plugin_name_errors
+    from .._manifest.catalog import load_manifests, plugin_name_errors
     from .._plugins.manager import get_plugins
 
     # All sources form one catalog, as a runtime loads them: a model in one

@@ -435,6 +435,12 @@ class Expr:
         #: The compiled closure itself: hot loops call it directly.
         self.fn: Fn = _compile(self._parsed.parsed)
 
+    @property
+    def ast(self) -> dict[str, Any]:
+        """The parsed JMESPath tree (``{"type": ..., "children": [...]}``), for static checks."""
+        tree: dict[str, Any] = self._parsed.parsed
+        return tree
+
     def __call__(self, data: Any) -> Any:
         return self.fn(data)
 

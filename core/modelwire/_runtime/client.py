@@ -37,7 +37,7 @@ from .._events import (
     ToolCallDelta,
     Usage,
 )
-from .._manifest.loader import Catalog, check_plugin_names, load_manifests
+from .._manifest.catalog import Catalog, check_plugin_names, load_manifests
 from .._manifest.model import Model
 from .._plugins.manager import Plugins, get_plugins
 from .._plugins.tokenizers import count_messages

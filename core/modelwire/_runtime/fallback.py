@@ -18,7 +18,7 @@ import anyio
 
 from .._errors import ModelError
 from .._events import Event, Fallback, TextDelta, ToolCallDelta
-from .._manifest.loader import Catalog
+from .._manifest.catalog import Catalog
 from .._plugins.policies import Attempt, decide
 from .planning import CallPlan, plan, resolve_model
 

@@ -14,7 +14,7 @@ import attrs
 
 from .._errors import InvalidRequestError, NotFoundError
 from .._events import Fallback
-from .._manifest.loader import Catalog
+from .._manifest.catalog import Catalog
 from .._manifest.model import Model, Operator, Provider
 
 __all__ = ["CallPlan", "chain_for", "missing_capabilities", "plan", "resolve_model"]

@@ -7,27 +7,21 @@ app is created, not here.
 
 from __future__ import annotations
 
-from ._app import (
-    AgentApp,
+from ._app import AgentApp, AgentRuntime, AgentStartupError, get_agent_runtime
+from ._config import (
     AgentAppConfig,
-    AgentRuntime,
-    AgentStartupError,
-    InMemorySessionStore,
     MCPServerSpec,
     ModelConfig,
-    ModelHandle,
-    ModelRegistry,
-    Msg,
     PlatformSettings,
-    SessionContext,
     SessionSettings,
-    SessionStore,
-    get_agent_runtime,
     load_agentapp_config,
     parse_agentapp_config,
     provider_aliases,
 )
-from ._server import PlatformClient, create_asgi_app, parse_invoke_body
+from ._models import ModelHandle, ModelRegistry
+from ._platform import PlatformClient
+from ._server import create_asgi_app, parse_invoke_body
+from ._sessions import InMemorySessionStore, Msg, SessionContext, SessionStore
 
 __all__ = [
     "AgentApp",

@@ -1,4 +1,4 @@
-"""The agent runtime: ``agentapp.yaml``, a model registry, MCP tools, the app, sessions.
+"""The agent app and its runtime: the lifecycle that ties config, models, MCP tools and sessions together.
 
 Built on :class:`Runtime`, not beside it: the config's ``models`` become
 entries of the runtime's catalog (clones of manifest providers with their
@@ -17,540 +17,35 @@ accessor reset. A failure at any step shuts down what was started and raises
 :class:`AgentStartupError` naming the step.
 """
 
+
 from __future__ import annotations
 
 import abc
 import importlib
 import os
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._errors import InternalError, ManifestError, ManifestIssue, ModelError
-from .._manifest.yaml import Located, expand_env, read_yaml
+from .._errors import InternalError, ModelError
+from ._config import AgentAppConfig, load_agentapp_config
+from ._models import ModelHandle, ModelRegistry, build_catalog
+from ._sessions import InMemorySessionStore, Msg, SessionContext, SessionStore
 
 if TYPE_CHECKING:
-    from .._events import Event
-    from .._manifest.loader import Catalog
-    from .._runtime.client import Response, Runtime
-    from ..tools._core import ToolRegistry
+    from .._runtime.client import Runtime
+    from ..tools import ToolRegistry
 
 __all__ = [
     "AgentApp",
-    "AgentAppConfig",
     "AgentRuntime",
     "AgentStartupError",
-    "InMemorySessionStore",
-    "MCPServerSpec",
-    "ModelConfig",
-    "ModelHandle",
-    "ModelRegistry",
-    "Msg",
-    "PlatformSettings",
-    "SessionContext",
-    "SessionSettings",
-    "SessionStore",
     "get_agent_runtime",
-    "load_agentapp_config",
-    "parse_agentapp_config",
-    "provider_aliases",
 ]
-
-
-def _doc(text: str) -> dict[str, str]:
-    return {"doc": text}
-
-
-# -- configuration -----------------------------------------------------------------
-
-
-@attrs.frozen
-class ProviderAlias:
-    """How an ``agentapp.yaml`` provider name maps onto a manifest provider."""
-
-    provider: str
-    base_url: str | None = None  # default base URL (None: the manifest's)
-    key_env: str | None = None  # where the key is read when the config gives none
-
-
-def provider_aliases() -> dict[str, ProviderAlias]:
-    """agentapp provider name -> manifest provider, from ``agent/providers.yaml`` (data, not code)."""
-    from .._manifest.loader import converter
-
-    text = (Path(__file__).parent / "providers.yaml").read_bytes()
-    doc, issues = read_yaml(text, "providers.yaml")
-    if doc is None:  # pragma: no cover - a broken installation
-        raise ManifestError(issues=issues)
-    return converter().structure(doc.value, dict[str, ProviderAlias])  # type: ignore[no-any-return]
-
-
-_CLIENT_KWARGS = ("timeout", "headers")
-
-
-@attrs.frozen
-class ModelConfig:
-    """One named model of the app."""
-
-    provider: str = attrs.field(metadata=_doc("a provider alias (see modelwire/agent/providers.yaml) or a manifest's provider"))
-    model: str = attrs.field(metadata=_doc("the provider's model id"))
-    api_key: str | None = attrs.field(default=None, repr=False, metadata=_doc("the key (use ${VAR}); default: the provider's variable"))
-    base_url: str | None = attrs.field(default=None, metadata=_doc("override the provider's base URL"))
-    stream: bool = attrs.field(default=True, metadata=_doc("ModelHandle.respond streams (true) or answers whole (false)"))
-    generate_kwargs: dict[str, Any] = attrs.field(factory=dict, metadata=_doc("defaults for every call: max_tokens, temperature, ...; others go into the body"))
-    client_kwargs: dict[str, Any] = attrs.field(factory=dict, metadata=_doc("timeout (seconds or {connect, read, write, total}) and headers"))
-
-
-@attrs.frozen
-class MCPServerSpec:
-    """An MCP server whose tools the app may call."""
-
-    url: str = attrs.field(metadata=_doc("the server's URL"))
-    transport: Literal["streamable_http", "sse"] = attrs.field(default="streamable_http", metadata=_doc("streamable_http or sse"))
-    headers: dict[str, str] = attrs.field(factory=dict, metadata=_doc("HTTP headers sent to the server"))
-    timeout: float = attrs.field(default=30.0, metadata=_doc("seconds for a request"))
-    sse_read_timeout: float = attrs.field(default=300.0, metadata=_doc("seconds between two SSE reads"))
-
-
-@attrs.frozen
-class SessionSettings:
-    """Where sessions live."""
-
-    store: str = attrs.field(default="memory", metadata=_doc("`memory`, or `module:factory` of a SessionStore"))
-    ttl: float | None = attrs.field(default=3600.0, metadata=_doc("seconds a session is kept after its last use (null: forever)"))
-    max_sessions: int | None = attrs.field(default=10000, metadata=_doc("sessions kept at most (least recently used go first)"))
-    options: dict[str, Any] = attrs.field(factory=dict, metadata=_doc("keyword options for a custom store"))
-
-
-@attrs.frozen
-class PlatformSettings:
-    """The management platform: heartbeats and configuration updates."""
-
-    url: str = attrs.field(metadata=_doc("the platform's base URL (POST /heartbeat, GET /config)"))
-    heartbeat_interval: float = attrs.field(default=30.0, metadata=_doc("seconds between heartbeats"))
-    poll_interval: float = attrs.field(default=60.0, metadata=_doc("seconds between configuration polls"))
-    headers: dict[str, str] = attrs.field(factory=dict, metadata=_doc("HTTP headers sent to the platform"))
-    timeout: float = attrs.field(default=10.0, metadata=_doc("seconds per platform request"))
-    max_backoff: float = attrs.field(default=300.0, metadata=_doc("longest wait between tries while the platform is down"))
-
-
-@attrs.frozen
-class AgentAppConfig:
-    """``agentapp.yaml``."""
-
-    app: str = attrs.field(metadata=_doc("the app class, `module:Class` (imported from the project directory)"))
-    name: str = attrs.field(default="agent", metadata=_doc("the app's name"))
-    models: dict[str, ModelConfig] = attrs.field(factory=dict, metadata=_doc("models by the name the app uses"))
-    mcp_servers: dict[str, MCPServerSpec] = attrs.field(factory=dict, metadata=_doc("MCP servers by name"))
-    session: SessionSettings = attrs.field(factory=SessionSettings, metadata=_doc("session store settings"))
-    manifests: list[str] = attrs.field(factory=list, metadata=_doc("extra manifest sources (paths relative to this file)"))
-    platform: PlatformSettings | None = attrs.field(default=None, metadata=_doc("management platform (off with --no-platform)"))
-    #: the file it came from (None when built in code), and its parsed document
-    file: str | None = attrs.field(default=None, metadata=_doc("(set by the loader)"))
-    doc: Located | None = attrs.field(default=None, eq=False, repr=False, metadata=_doc("(set by the loader)"))
-
-    def issue(self, path: tuple[str | int, ...], message: str) -> ManifestIssue:
-        """An issue at ``path`` of this config (file, field and line when known)."""
-        if self.doc is not None:
-            return self.doc.issue(path, message)
-        from .._manifest.yaml import format_path
-
-        return ManifestIssue(message, file=self.file, path=format_path(path) or None)
-
-
-def load_agentapp_config(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
-) -> AgentAppConfig:
-    """Read ``agentapp.yaml``; every problem is a :class:`ManifestError` naming file and field."""
-    file = os.fspath(path)
-    try:
-        data = Path(file).read_bytes()
-    except OSError as exc:
-        raise ManifestError(issues=[ManifestIssue(f"cannot read config: {exc.strerror}", file=file)]) from exc
-    doc, issues = read_yaml(data, file)
-    if doc is None:
-        raise ManifestError(issues=issues)
-    return parse_agentapp_config(doc, env)
-
-
-def parse_agentapp_config(doc: Located, env: Mapping[str, str] | None = None) -> AgentAppConfig:
-    """A parsed document (``read_yaml``, or a mapping a platform sent) -> AgentAppConfig."""
-    from .._manifest.loader import _describe, _issues_from, converter
-
-    file = doc.file
-    if not isinstance(doc.value, dict):
-        raise ManifestError(issues=[doc.issue((), f"the config must be a mapping, got {_describe(doc.value)}")])
-    env_issues = expand_env(doc, os.environ if env is None else env)
-    issues = list(env_issues)
-    value = {k: v for k, v in doc.value.items() if k not in ("file", "doc")}
-    for key in ("file", "doc"):
-        if key in doc.value:
-            issues.append(doc.issue((key,), f"unknown field {key!r}"))
-    config: AgentAppConfig | None = None
-    try:
-        config = converter().structure(value, AgentAppConfig)
-    except Exception as exc:
-        unexpanded = {i.path for i in env_issues}
-        issues.extend(i for i in _issues_from(exc, (), doc) if i.path not in unexpanded)
-        app = value.get("app")
-        if isinstance(app, str):  # still say what is wrong with it
-            issues.extend(i for i in _check_config(AgentAppConfig(app=app), doc) if i.path == "app")
-    if config is not None:
-        config = attrs.evolve(config, file=file, doc=doc)
-        issues.extend(_check_config(config, doc))
-    if issues:
-        issues.sort(key=lambda i: i.line or 0)
-        raise ManifestError(issues=issues, code="AGENTAPP_CONFIG_INVALID")
-    assert config is not None
-    return config
-
-
-def _check_config(config: AgentAppConfig, doc: Located) -> list[ManifestIssue]:
-    config = attrs.evolve(config, doc=doc)
-    out: list[ManifestIssue] = []
-    module, sep, attr = config.app.partition(":")
-    if not (sep and module and attr):
-        out.append(config.issue(("app",), f"expected `module:Class`, got {config.app!r}"))
-    for name, model in config.models.items():
-        if not name or name.startswith("_"):
-            out.append(config.issue(("models", name), "a model name must not be empty or start with '_'"))
-        for key in model.client_kwargs:
-            if key not in _CLIENT_KWARGS:
-                out.append(config.issue(
-                    ("models", name, "client_kwargs", key),
-                    f"unknown client option {key!r}; allowed: {', '.join(_CLIENT_KWARGS)}",
-                ))
-    store = config.session.store
-    if store != "memory" and ":" not in store:
-        out.append(config.issue(("session", "store"), f"expected `memory` or `module:factory`, got {store!r}"))
-    return out
-
-
-# -- models -----------------------------------------------------------------------
-
-_CALL_KWARGS = frozenset({"system", "tools", "tool_choice", "max_tokens", "temperature", "stop"})
-
-
-class ModelHandle:
-    """One configured model: the runtime's calls, bound to it."""
-
-    def __init__(
-        self, runtime: Runtime, name: str, key: str, config: ModelConfig, tools: ToolRegistry | None = None
-    ) -> None:
-        self.runtime = runtime
-        #: the tools :meth:`run_tools` offers by default (the agent runtime's, MCP ones included)
-        self.tools = tools
-        #: the name in agentapp.yaml; ``key`` is the catalog's model name
-        self.name = name
-        self.key = key
-        self.config = config
-
-    def _kwargs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
-        for key, value in self.config.generate_kwargs.items():
-            (out if key in _CALL_KWARGS else extra)[key] = value
-        extra.update(kwargs.get("extra") or {})
-        out.update({k: v for k, v in kwargs.items() if k != "extra"})
-        if extra:
-            out["extra"] = extra
-        return out
-
-    def stream(self, prompt: str | None = None, **kwargs: Any) -> AsyncIterator[Event]:
-        """:meth:`Runtime.stream` on this model (the config's ``generate_kwargs`` as defaults)."""
-        return self.runtime.stream(self.key, prompt, **self._kwargs(kwargs))
-
-    async def generate(self, prompt: str | None = None, **kwargs: Any) -> Response:
-        """:meth:`Runtime.generate` on this model."""
-        return await self.runtime.generate(self.key, prompt, **self._kwargs(kwargs))
-
-    async def embed(self, texts: Sequence[str] | str) -> list[list[float]]:
-        """:meth:`Runtime.embed` on this model."""
-        return await self.runtime.embed(self.key, texts)
-
-    def run_tools(self, prompt: str | None = None, *, tools: Any = None, **kwargs: Any) -> AsyncIterator[Event]:
-        """:func:`modelwire.tools.run_tools` on this model; ``tools`` defaults to the agent's (MCP ones included)."""
-        from ..tools._loop import run_tools
-
-        return run_tools(
-            self.runtime, self.key, prompt, tools=self.tools if tools is None else tools, **self._kwargs(kwargs)
-        )
-
-    async def respond(self, prompt: str | None = None, **kwargs: Any) -> AsyncIterator[str]:
-        """Text as it comes (config ``stream: true``) or whole in one piece (``stream: false``)."""
-        from .._events import TextDelta
-
-        if not self.config.stream:
-            yield (await self.generate(prompt, **kwargs)).text
-            return
-        from contextlib import aclosing
-
-        async with aclosing(self.stream(prompt, **kwargs)) as events:  # type: ignore[type-var]
-            async for ev in events:
-                if type(ev) is TextDelta:
-                    yield ev.text
-
-    def __repr__(self) -> str:
-        return f"ModelHandle({self.name!r}, provider={self.config.provider!r}, model={self.config.model!r})"
-
-
-class ModelRegistry:
-    """The app's models: ``models.main``, ``models["main"]``, ``keys()``, ``in``, iteration, ``len``."""
-
-    _handles: dict[str, ModelHandle]
-
-    def __init__(self, handles: Mapping[str, ModelHandle]) -> None:
-        object.__setattr__(self, "_handles", dict(handles))
-
-    def _known(self) -> str:
-        return ", ".join(sorted(self._handles)) or "none"
-
-    def __getattr__(self, name: str) -> ModelHandle:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self._handles[name]
-        except KeyError:
-            raise AttributeError(f"no model named {name!r}; configured: {self._known()}") from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("the model registry is read-only")
-
-    def __getitem__(self, name: str) -> ModelHandle:
-        try:
-            return self._handles[name]
-        except KeyError:
-            raise KeyError(f"no model named {name!r}; configured: {self._known()}") from None
-
-    def get(self, name: str, default: ModelHandle | None = None) -> ModelHandle | None:
-        return self._handles.get(name, default)
-
-    def keys(self) -> list[str]:
-        return list(self._handles)
-
-    def values(self) -> list[ModelHandle]:
-        return list(self._handles.values())
-
-    def items(self) -> list[tuple[str, ModelHandle]]:
-        return list(self._handles.items())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._handles
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._handles)
-
-    def __len__(self) -> int:
-        return len(self._handles)
-
-    def __dir__(self) -> list[str]:
-        return sorted({*super().__dir__(), *(n for n in self._handles if n.isidentifier())})
-
-    def __repr__(self) -> str:
-        return f"ModelRegistry({self._known()})"
-
-
-def _timeout(value: Any, where: tuple[str | int, ...], config: AgentAppConfig, base: Any) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return attrs.evolve(base, connect=float(value), read=float(value), write=float(value))
-    if isinstance(value, dict):
-        fields = {f.name for f in attrs.fields(type(base))}
-        bad = [k for k in value if k not in fields]
-        if bad or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
-            raise ManifestError(issues=[config.issue(where, f"expected numbers for {', '.join(sorted(fields))}")])
-        return attrs.evolve(base, **{k: float(v) for k, v in value.items()})
-    raise ManifestError(issues=[config.issue(where, "expected seconds, or a mapping of connect/read/write/total")])
-
-
-def build_catalog(
-    config: AgentAppConfig, env: Mapping[str, str] | None = None
-) -> tuple[Catalog, dict[str, str], dict[str, str]]:
-    """The runtime's catalog for ``config``: (catalog, env for keys, name -> catalog model key).
-
-    Each configured model becomes model ``@NAME`` of a cloned provider
-    ``PROVIDER@NAME`` (its base URL and key are the entry's own), so two
-    entries on one provider with different endpoints or keys never clash.
-    """
-    from .._manifest.loader import load_manifests
-    from .._manifest.model import Model
-
-    base_dir = Path(config.file).parent if config.file else Path.cwd()
-    sources: list[str] = ["builtin:*"]
-    for src in config.manifests:
-        local = "://" not in src and not src.startswith(("builtin:", "git+"))
-        sources.append(os.fspath(base_dir / src) if local and not os.path.isabs(src) else src)
-    catalog = load_manifests(*sources, env=env, overridable=["builtin:*"])
-    keys_env: dict[str, str] = dict(os.environ if env is None else env)
-    providers = dict(catalog.providers)
-    models = dict(catalog.models)
-    keys: dict[str, str] = {}
-    issues: list[ManifestIssue] = []
-    aliases = provider_aliases()
-    for name, entry in config.models.items():
-        alias = aliases.get(entry.provider)
-        target = alias.provider if alias is not None else entry.provider
-        provider = catalog.providers.get(target)
-        if provider is None:
-            known = sorted({*aliases, *catalog.providers})
-            issues.append(config.issue(
-                ("models", name, "provider"), f"unknown provider {entry.provider!r}; known: {', '.join(known)}"
-            ))
-            continue
-        base_url = entry.base_url or (alias.base_url if alias is not None else None) or provider.base_url
-        changes: dict[str, Any] = {"base_url": base_url}
-        var = f"MODELWIRE_AGENTAPP_KEY_{len(keys)}"
-        if entry.api_key is not None:
-            keys_env[var] = entry.api_key
-            if provider.auth.type != "none":
-                changes["auth"] = attrs.evolve(provider.auth, env=var, value=None, optional=False)
-        elif alias is not None and alias.key_env is not None and provider.auth.type != "none":
-            changes["auth"] = attrs.evolve(provider.auth, env=alias.key_env, value=None)
-        ck = entry.client_kwargs
-        if "headers" in ck:
-            if not isinstance(ck["headers"], dict):
-                issues.append(config.issue(("models", name, "client_kwargs", "headers"), "expected a mapping"))
-            else:
-                changes["headers"] = {**provider.headers, **{str(k): str(v) for k, v in ck["headers"].items()}}
-        if "timeout" in ck:
-            try:
-                changes["timeout"] = _timeout(ck["timeout"], ("models", name, "client_kwargs", "timeout"), config, provider.timeout)
-            except ManifestError as exc:
-                issues.extend(exc.issues)
-        clone = f"{target}@{name}"
-        providers[clone] = attrs.evolve(provider, **changes)
-        declared = next(
-            (m for key, m in catalog.models.items() if m.provider == target and (m.id or key) == entry.model),
-            None,
-        )
-        if declared is not None:
-            spec = attrs.evolve(declared, provider=clone, id=declared.id or entry.model, fallback=[])
-        else:
-            spec = Model(provider=clone, id=entry.model, capabilities=list(provider.default_capabilities))
-        key = f"@{name}"
-        models[key] = spec
-        keys[name] = key
-    if issues:
-        raise ManifestError(issues=issues, code="AGENTAPP_CONFIG_INVALID")
-    return attrs.evolve(catalog, providers=providers, models=models), keys_env, keys
-
-
-# -- sessions and the app -----------------------------------------------------------
-
-
-@attrs.define
-class Msg:
-    """A message in or out of the app (AgentScope-style): role, content, name, metadata."""
-
-    content: Any
-    role: str = "assistant"
-    name: str | None = None
-    metadata: dict[str, Any] = attrs.field(factory=dict)
-    id: str = attrs.field(factory=lambda: uuid.uuid4().hex)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "role": self.role, "content": self.content}
-        if self.name is not None:
-            out["name"] = self.name
-        if self.metadata:
-            out["metadata"] = self.metadata
-        return out
-
-    @classmethod
-    def coerce(cls, value: Any) -> Msg:
-        """A Msg from a Msg, a string (assistant text) or a mapping."""
-        if isinstance(value, Msg):
-            return value
-        if isinstance(value, str):
-            return cls(value)
-        if isinstance(value, Mapping):
-            allowed = {"content", "role", "name", "metadata", "id"}
-            return cls(**{k: v for k, v in value.items() if k in allowed})
-        raise TypeError(f"an app must yield Msg, str or dict, not {type(value).__name__}")
-
-
-@attrs.define
-class SessionContext:
-    """What one request knows: its session id, the request metadata, the session's state."""
-
-    session_id: str
-    metadata: dict[str, Any] = attrs.field(factory=dict)
-    #: the session's stored state (saved back when the request ends)
-    state: dict[str, Any] = attrs.field(factory=dict)
-
-    def agent_context(self) -> Any:
-        """An :class:`AgentContext` for tools, sharing this session's state."""
-        from ..tools._core import AgentContext
-
-        ctx = AgentContext(self.session_id, self.metadata)
-        ctx._session = self.state
-        return ctx
-
-
-@runtime_checkable
-class SessionStore(Protocol):
-    """Where session state lives between requests (in memory by default)."""
-
-    async def load(self, session_id: str) -> dict[str, Any]:
-        """The session's state (an empty dict for a new session)."""
-        ...
-
-    async def save(self, session_id: str, state: dict[str, Any]) -> None: ...
-
-    async def delete(self, session_id: str) -> None: ...
-
-    async def count(self) -> int:
-        """Sessions currently kept (the platform's active_sessions)."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-class InMemorySessionStore:
-    """Sessions in a dict, expired after ``ttl`` seconds idle, at most ``max_sessions`` (LRU)."""
-
-    def __init__(self, ttl: float | None = 3600.0, max_sessions: int | None = 10000) -> None:
-        self.ttl = ttl
-        self.max_sessions = max_sessions
-        self._data: dict[str, tuple[float, dict[str, Any]]] = {}
-
-    def _expire(self) -> None:
-        if self.ttl is None:
-            return
-        cutoff = time.monotonic() - self.ttl
-        for sid in [s for s, (seen, _) in self._data.items() if seen < cutoff]:
-            del self._data[sid]
-
-    async def load(self, session_id: str) -> dict[str, Any]:
-        self._expire()
-        item = self._data.pop(session_id, None)
-        state = item[1] if item is not None else {}
-        self._data[session_id] = (time.monotonic(), state)
-        self._trim()
-        return dict(state)
-
-    async def save(self, session_id: str, state: dict[str, Any]) -> None:
-        self._data.pop(session_id, None)
-        self._data[session_id] = (time.monotonic(), dict(state))
-        self._trim()
-
-    def _trim(self) -> None:
-        if self.max_sessions is not None:
-            while len(self._data) > self.max_sessions:
-                del self._data[next(iter(self._data))]
-
-    async def delete(self, session_id: str) -> None:
-        self._data.pop(session_id, None)
-
-    async def count(self) -> int:
-        self._expire()
-        return len(self._data)
-
-    async def aclose(self) -> None:
-        self._data.clear()
 
 
 class AgentApp(abc.ABC):
@@ -573,9 +68,6 @@ class AgentApp(abc.ABC):
 
     async def on_shutdown(self) -> None:  # noqa: B027 - optional hook
         """Called once, first thing at shutdown."""
-
-
-# -- lifecycle --------------------------------------------------------------------
 
 
 class AgentStartupError(InternalError):
@@ -791,7 +283,7 @@ class AgentRuntime:
 
     async def _create_models(self) -> None:
         from .._runtime.client import Runtime
-        from ..tools._core import ToolRegistry
+        from ..tools import ToolRegistry
 
         config = self.config
         assert config is not None
@@ -822,12 +314,12 @@ class AgentRuntime:
         factory = self._mcp_factory
         if factory is None:
             try:
-                _mcp = importlib.import_module("modelwire.tools._mcp")
+                from ..tools import MCPClient, MCPServerConfig
             except ImportError as exc:
                 raise InternalError(
                     f"MCP support is not available ({exc}); install modelwire[agent]", code="MCP_UNAVAILABLE"
                 ) from exc
-            config_cls, client_cls = _mcp.MCPServerConfig, _mcp.MCPClient
+            config_cls, client_cls = MCPServerConfig, MCPClient
 
             def factory(cfg: Any) -> Any:
                 return client_cls(cfg)

@@ -5,20 +5,12 @@
 
 from __future__ import annotations
 
+from ._compiler import compile_pipeline
+from ._definition import Branch, FallbackTool, Pipeline, RetryPolicy, Step
+from ._errors import PipelineError
+from ._files import load_pipelines, parse_pipelines, read_pipelines
+from ._flow import Flow
 from ._iocheck import schema_problems
-from ._model import (
-    Branch,
-    FallbackTool,
-    Flow,
-    Pipeline,
-    PipelineError,
-    RetryPolicy,
-    Step,
-    compile_pipeline,
-    load_pipelines,
-    parse_pipelines,
-    read_pipelines,
-)
 from ._orchestrator import Orchestrator, PipelineResult, StepResult
 
 __all__ = [

@@ -13,7 +13,7 @@ scope, a ``fail_after``) cancels every running tool; ``mode: first`` cancels
 the losing branches as soon as one succeeds.
 
 One call of one tool is: evaluate the input mapping, then
-:func:`~modelwire.tools._core.call_tool`: fill defaults and validate the inputs
+:func:`~modelwire.tools.call_tool`: fill defaults and validate the inputs
 (``validate_ports``), acquire the tool's resources from the resource
 manager, call it under the per-attempt timeout, validate the outputs. A failure is retried per the
 step's :class:`~modelwire.RetryPolicy` (input-validation failures are not:
@@ -35,25 +35,19 @@ import attrs
 
 from .._errors import InvalidRequestError, ManifestError, NotFoundError
 from .._manifest.expr import is_true
-from ..tools._core import AgentContext, ToolError, ToolRegistry, call_tool
-from ._model import (
-    INPUT,
-    CompiledBranch,
-    CompiledCall,
-    CompiledStep,
-    Flow,
-    Pipeline,
-    PipelineError,
-    PipelinePlan,
-    compile_pipeline,
-    load_pipelines,
-)
+from ..tools import AgentContext, ToolError, ToolRegistry, call_tool
+from ._compiler import compile_pipeline
+from ._definition import Pipeline
+from ._errors import PipelineError
+from ._files import load_pipelines
+from ._flow import Flow
+from ._plan import INPUT, CompiledBranch, CompiledCall, CompiledStep, PipelinePlan
 
 if TYPE_CHECKING:
     import os
 
     from .._manifest.expr import Expr
-    from ..tools._resources import ResourceManager
+    from ..tools import ResourceManager
 
 __all__ = ["Orchestrator", "PipelineResult", "StepResult"]
 
@@ -87,7 +81,7 @@ class Orchestrator:
     """Registers pipelines against a tool registry and runs them.
 
     Each tool call holds the resources its manifest declares, acquired from
-    ``resources`` (a :class:`~modelwire.tools._resources.ResourceManager`; by
+    ``resources`` (a :class:`~modelwire.tools.ResourceManager`; by
     default the registry's own, whose pools ``await registry.aclose()``
     closes) and released when the call ends, however it ends.
     """

@@ -10,27 +10,14 @@ from __future__ import annotations
 import importlib as _importlib
 from typing import TYPE_CHECKING, Any
 
-from ._core import (
-    AgentContext,
-    Port,
-    ResourceSpec,
-    Tool,
-    ToolBuilder,
-    ToolContext,
-    ToolError,
-    ToolManifest,
-    ToolRegistry,
-    ToolTimeout,
-    call_tool,
-    check_tool_manifest,
-    load_tools,
-    parse_tools,
-    read_tools,
-    schema_for,
-    tool,
-    validate_ports,
-)
+from ._checks import check_tool_manifest
+from ._context import AgentContext, ToolContext
+from ._errors import ToolError, ToolTimeout
+from ._files import load_tools, parse_tools, read_tools
 from ._loop import ToolLoopDone, ToolResult, ToolStarted, run_tools, run_tools_sync
+from ._manifest import Port, ResourceSpec, ToolManifest
+from ._ports import validate_ports
+from ._registry import ToolRegistry
 from ._resources import (
     FileCache,
     ResourceKind,
@@ -39,6 +26,9 @@ from ._resources import (
     SharedPool,
     SqlitePool,
 )
+from ._schema import schema_for
+from ._signature import ToolBuilder, tool
+from ._tool import Tool, call_tool
 
 if TYPE_CHECKING:
     from ._mcp import MCPClient, MCPServerConfig

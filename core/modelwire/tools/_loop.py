@@ -41,15 +41,11 @@ from .._errors import InvalidRequestError, LimitExceededError
 from .._events import Event, Fallback, TextDelta, ToolCall, ToolCallDelta
 from .._runtime.client import ToolCallBuffer
 from .._runtime.request import normalize_messages
-from ._core import (
-    AgentContext,
-    Tool,
-    ToolError,
-    ToolRegistry,
-    call_tool,
-    validate_ports,
-    with_defaults,
-)
+from ._context import AgentContext
+from ._errors import ToolError
+from ._ports import validate_ports, with_defaults
+from ._registry import ToolRegistry
+from ._tool import Tool, call_tool
 
 if TYPE_CHECKING:
     from .._runtime.client import Runtime, SyncRuntime

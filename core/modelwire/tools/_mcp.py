@@ -39,7 +39,9 @@ import anyio.abc
 import attrs
 
 from .._errors import InternalError, InvalidRequestError, NetworkError
-from ._core import PORT_NAME, Port, Tool, ToolError, ToolManifest
+from ._errors import ToolError
+from ._manifest import PORT_NAME, Port, ToolManifest
+from ._tool import Tool
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -47,7 +47,8 @@ from typing import Any, Literal
 import anyio
 import attrs
 
-from ._core import ResourceSpec, ToolError, ToolManifest
+from ._errors import ToolError
+from ._manifest import ResourceSpec, ToolManifest
 
 __all__ = [
     "FileCache",

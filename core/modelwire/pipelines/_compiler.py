@@ -1,471 +1,41 @@
-"""Pipelines as data: steps, dependencies, input mappings, conditions, and their checks.
+"""Checking a pipeline against a tool registry and compiling it into a :class:`~._plan.PipelinePlan`.
 
-A pipeline is a graph of steps. A step calls a tool (with a per-attempt
-``timeout``, a ``retry`` policy and a sequential ``fallback`` list of other
-tools), or runs ``parallel`` branches aggregated ``mode: all`` (every branch
-must succeed; the step's outputs are ``{branch: outputs}``) or
-``mode: first`` (the first branch to succeed wins, the others are cancelled;
-the step's outputs are the winner's).
-
-Three ways to write one, all producing a :class:`Pipeline`:
-
-- YAML (``version: 1``, ``pipelines:``), read by :func:`load_pipelines` with
-  every problem named by file, field path and line;
-- the :class:`Flow` builder, chained:
-  ``Flow("p").add_tool_node("a", tool="x").add_tool_node("b", tool="y").connect("a", "b")``;
-- the attrs classes themselves (:class:`Pipeline`, :class:`Step`, ...).
-
-Expressions (input mappings, ``when`` conditions, pipeline ``outputs``) are
-JMESPath, compiled once (:func:`modelwire._manifest.expr.compile_expr`), over one scope:
-``input`` holds the pipeline inputs and each finished step's outputs sit
-under the step's name (``geocode.lat``, ``input.city``). A step depends on
-every step its expressions name, plus those in ``depends_on``.
-
-:func:`compile_pipeline` checks a pipeline against a tool registry and turns
-it into the plan the orchestrator runs. It reports, each naming the place:
-unknown tools, unknown or missing dependencies, cycles, bad expressions,
-unmapped input ports, and the build-time IO check (see
-:mod:`modelwire.pipelines._iocheck`: each value a step's output may hold must fit the
-input port it feeds).
+:func:`compile_pipeline` reports, each naming the place: unknown tools,
+unknown or missing dependencies, cycles, bad expressions, unmapped input
+ports, and the build-time IO check (:mod:`._iocheck`: each value a step's
+output may hold must fit the input port it feeds). A step depends on every
+step its expressions name, plus those in ``depends_on``.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._errors import InvalidRequestError, ManifestError, ManifestIssue
-from .._manifest.yaml import Located, format_path
-from ..tools._core import Port, Tool, ToolError, ToolRegistry
+from .._errors import ManifestIssue
+from .._manifest.structure import expr_problem
+from .._manifest.yaml import format_path
+from ..tools import Port, Tool, ToolRegistry
+from ._definition import FallbackTool, Pipeline, RetryPolicy, Step
+from ._iocheck import schema_problems
+from ._plan import INPUT, CompiledBranch, CompiledCall, CompiledStep, Feed, PipelinePlan
 
 if TYPE_CHECKING:
     from .._manifest.expr import Expr
 
 __all__ = [
-    "Branch",
-    "FallbackTool",
-    "Flow",
-    "Pipeline",
-    "PipelineError",
-    "RetryPolicy",
-    "Step",
     "compile_pipeline",
-    "load_pipelines",
-    "parse_pipelines",
-    "read_pipelines",
+    "name_hint",
 ]
 
+
 PathT = tuple["str | int", ...]
-INPUT = "input"  # the scope name of the pipeline's own inputs
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-class PipelineError(ToolError):
-    """A pipeline failed while running.
-
-    ``code`` says how (``STEP_FAILED``, ``STEP_TIMEOUT``, ``BRANCHES_FAILED``,
-    ``PIPELINE_BAD_INPUT``, ``EXPRESSION_FAILED``); ``pipeline``, ``step``,
-    ``branch``, ``tool`` and ``attempts`` say where and how often; the last
-    underlying error is the ``__cause__`` and ``failures`` holds the last
-    error of each alternative tried (fallbacks, branches).
-
-    Problems in a pipeline's definition are not this: they are found at load
-    or registration and raised as :class:`~modelwire.ManifestError`
-    (code ``PIPELINE_INVALID``) listing every issue.
-    """
-
-    default_code = "PIPELINE_FAILED"
-
-    pipeline: str | None
-    branch: str | None
-    failures: tuple[ToolError, ...]
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        pipeline: str | None = None,
-        branch: str | None = None,
-        failures: Sequence[ToolError] = (),
-        **kw: Any,
-    ) -> None:
-        super().__init__(message, pipeline=pipeline, branch=branch, failures=tuple(failures), **kw)
-
-    def where(self) -> str:
-        parts = [f"pipeline={self.pipeline}"] if getattr(self, "pipeline", None) else []
-        if getattr(self, "branch", None):
-            parts.append(f"branch={self.branch}")
-        rest = super().where()
-        return " ".join([*parts, rest] if rest else parts)
-
-
-# -- the definition ------------------------------------------------------------------
-
-
-def _retry(value: RetryPolicy | int | None) -> RetryPolicy | None:
-    if value is None or isinstance(value, RetryPolicy):
-        return value
-    return RetryPolicy(attempts=value)
-
-
-def _retry_default(value: RetryPolicy | int | None) -> RetryPolicy:
-    return _retry(value) or RetryPolicy()
-
-
-def _calls(values: Iterable[str | FallbackTool]) -> tuple[FallbackTool, ...]:
-    return tuple(FallbackTool(tool=v) if isinstance(v, str) else v for v in values)
-
-
-def _names(values: str | Iterable[str]) -> tuple[str, ...]:
-    return (values,) if isinstance(values, str) else tuple(values)
-
-
-def _branches(values: Iterable[Branch]) -> tuple[Branch, ...]:
-    return tuple(values)
-
-
-def _steps(values: Iterable[Step]) -> tuple[Step, ...]:
-    return tuple(values)
-
-
-def _dict(value: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(value)
-
-
-def _opt_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    return None if value is None else dict(value)
-
-
-@attrs.frozen
-class RetryPolicy:
-    """How often to try one tool, and how long to wait between tries.
-
-    ``attempts`` counts every call (1: no retry). The wait before try ``n``
-    (2, 3, ...) is ``delay`` (``backoff: fixed``) or
-    ``delay * factor ** (n - 2)`` (``exponential``), at most ``max_delay``.
-    Input-validation failures are never retried: the same inputs fail again.
-    """
-
-    attempts: int = 1
-    backoff: Literal["fixed", "exponential"] = "exponential"
-    delay: float = 0.0
-    max_delay: float = 30.0
-    factor: float = 2.0
-
-    def wait_before(self, attempt: int) -> float:
-        """Seconds to sleep before try number ``attempt`` (2 or more)."""
-        if self.backoff == "fixed":
-            wait = self.delay
-        else:
-            wait = self.delay * self.factor ** max(attempt - 2, 0)
-        return max(0.0, min(wait, self.max_delay))
-
-
-@attrs.frozen
-class FallbackTool:
-    """One tool to call: an entry of a ``fallback`` list.
-
-    ``inputs``, ``timeout`` and ``retry`` left ``None`` are the step's (the
-    step's input mapping, minus ports this tool does not have).
-    """
-
-    tool: str
-    inputs: dict[str, Any] | None = attrs.field(default=None, converter=_opt_dict)
-    timeout: float | None = None
-    retry: RetryPolicy | None = attrs.field(default=None, converter=_retry)
-
-
-@attrs.frozen
-class Branch:
-    """One branch of a parallel step: a tool, with its own fallbacks."""
-
-    name: str
-    tool: str
-    inputs: dict[str, Any] | None = attrs.field(default=None, converter=_opt_dict)
-    timeout: float | None = None
-    retry: RetryPolicy | None = attrs.field(default=None, converter=_retry)
-    fallback: tuple[FallbackTool, ...] = attrs.field(default=(), converter=_calls)
-
-
-@attrs.frozen
-class Step:
-    """One node of a pipeline: a ``tool`` call or a set of parallel ``branches``.
-
-    ``inputs`` maps each input port to an expression string over the scope
-    (``"geocode.lat"``), a plain literal (``3``, ``[1, 2]``) or
-    ``{"value": X}`` for a literal string or mapping. An expression that
-    yields null leaves the port out (its default applies, or validation
-    names it missing). Unmapped ports are fed by the output of the same
-    name of a direct dependency, else by the pipeline input of that name.
-
-    ``when`` skips the step when false. A step whose dependency was skipped
-    is skipped too, unless ``on_skipped="run"`` (skipped steps read as null).
-    ``timeout`` is per attempt, in seconds.
-    """
-
-    name: str
-    tool: str | None = None
-    inputs: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
-    depends_on: tuple[str, ...] = attrs.field(default=(), converter=_names)
-    when: str | None = None
-    timeout: float | None = None
-    retry: RetryPolicy = attrs.field(factory=RetryPolicy, converter=_retry_default)
-    fallback: tuple[FallbackTool, ...] = attrs.field(default=(), converter=_calls)
-    branches: tuple[Branch, ...] = attrs.field(default=(), converter=_branches)
-    mode: Literal["all", "first"] = "all"
-    on_skipped: Literal["skip", "run"] = "skip"
-    description: str = ""
-
-
-@attrs.frozen
-class Pipeline:
-    """A named graph of steps, with optional declared inputs and outputs.
-
-    ``inputs`` (name -> JSON Schema), when given, is checked at every run and
-    lets the IO check type references to ``input.NAME``; ``None`` accepts
-    any inputs. ``outputs`` (name -> expression) shapes the result; ``None``
-    returns every step's outputs by step name.
-    """
-
-    name: str
-    steps: tuple[Step, ...] = attrs.field(converter=_steps)
-    inputs: dict[str, dict[str, Any]] | None = attrs.field(default=None, converter=_opt_dict)
-    outputs: dict[str, str] | None = attrs.field(default=None, converter=_opt_dict)
-    description: str = ""
-    #: the YAML document it came from (for file and line in errors)
-    source: Located | None = attrs.field(default=None, eq=False, repr=False)
-
-    def step(self, name: str) -> Step:
-        for s in self.steps:
-            if s.name == name:
-                return s
-        raise KeyError(name)
-
-
-# -- the Flow builder ---------------------------------------------------------------
-
-
-class Flow:
-    """Build a pipeline step by step; every method returns the flow, for chaining.
-
-    >>> flow = (Flow("report")
-    ...         .add_tool_node("a", tool="fetch", inputs={"url": "input.url"})
-    ...         .add_tool_node("b", tool="summarise")
-    ...         .connect("a", "b"))
-    >>> flow.build().name
-    'report'
-
-    ``connect("a", "b")`` makes ``b`` depend on ``a``; ``b``'s unmapped input
-    ports are then fed by ``a``'s outputs of the same names.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        inputs: Mapping[str, Mapping[str, Any]] | None = None,
-        outputs: Mapping[str, str] | None = None,
-        description: str = "",
-    ) -> None:
-        self.name = name
-        self.description = description
-        self._inputs = None if inputs is None else {k: dict(v) for k, v in inputs.items()}
-        self._outputs = None if outputs is None else dict(outputs)
-        self._steps: dict[str, Step] = {}
-        self._edges: list[tuple[str, str]] = []
-
-    def _add(self, step: Step) -> Flow:
-        if step.name in self._steps:
-            raise InvalidRequestError(
-                f"flow {self.name!r}: a node named {step.name!r} exists already",
-                code="PIPELINE_INVALID",
-            )
-        self._steps[step.name] = step
-        return self
-
-    def add_tool_node(
-        self,
-        name: str,
-        tool: str,
-        *,
-        inputs: Mapping[str, Any] | None = None,
-        depends_on: str | Iterable[str] = (),
-        when: str | None = None,
-        timeout: float | None = None,
-        retry: RetryPolicy | int | None = None,
-        fallback: Iterable[str | FallbackTool] = (),
-        on_skipped: Literal["skip", "run"] = "skip",
-        description: str = "",
-    ) -> Flow:
-        """A step that calls ``tool`` (then each of ``fallback`` in turn if it fails)."""
-        return self._add(
-            Step(
-                name=name,
-                tool=tool,
-                inputs=dict(inputs or {}),
-                depends_on=_names(depends_on),
-                when=when,
-                timeout=timeout,
-                retry=_retry_default(retry),
-                fallback=_calls(fallback),
-                on_skipped=on_skipped,
-                description=description,
-            )
-        )
-
-    def add_parallel_node(
-        self,
-        name: str,
-        branches: Mapping[str, str | Branch] | Iterable[Branch],
-        *,
-        mode: Literal["all", "first"] = "all",
-        inputs: Mapping[str, Any] | None = None,
-        depends_on: str | Iterable[str] = (),
-        when: str | None = None,
-        timeout: float | None = None,
-        retry: RetryPolicy | int | None = None,
-        on_skipped: Literal["skip", "run"] = "skip",
-        description: str = "",
-    ) -> Flow:
-        """A step running ``branches`` at once; ``mode`` ``all`` or ``first`` (first success wins).
-
-        ``branches`` maps a branch name to a tool name or a :class:`Branch`
-        (renamed to the key), or lists :class:`Branch` objects. Branches
-        without inputs of their own take the step's ``inputs``; ``timeout``
-        and ``retry`` likewise.
-        """
-        built: list[Branch] = []
-        if isinstance(branches, Mapping):
-            for bname, spec in branches.items():
-                if isinstance(spec, str):
-                    built.append(Branch(name=bname, tool=spec))
-                else:
-                    built.append(attrs.evolve(spec, name=bname))
-        else:
-            built.extend(branches)
-        return self._add(
-            Step(
-                name=name,
-                inputs=dict(inputs or {}),
-                depends_on=_names(depends_on),
-                when=when,
-                timeout=timeout,
-                retry=_retry_default(retry),
-                branches=tuple(built),
-                mode=mode,
-                on_skipped=on_skipped,
-                description=description,
-            )
-        )
-
-    def connect(self, source: str, target: str) -> Flow:
-        """``target`` runs after ``source`` (checked when the flow is built)."""
-        self._edges.append((source, target))
-        return self
-
-    def add_input(self, name: str, schema: Mapping[str, Any] | None = None) -> Flow:
-        """Declare a pipeline input (``schema`` is JSON Schema; empty accepts anything)."""
-        if self._inputs is None:
-            self._inputs = {}
-        self._inputs[name] = dict(schema or {})
-        return self
-
-    def add_output(self, name: str, expression: str) -> Flow:
-        """A pipeline output: ``expression`` over the scope (``"b.summary"``)."""
-        if self._outputs is None:
-            self._outputs = {}
-        self._outputs[name] = expression
-        return self
-
-    def to_pipeline(self) -> Pipeline:
-        """The pipeline as written, unchecked (``connect`` with unknown names kept as is)."""
-        steps = dict(self._steps)
-        issues: list[ManifestIssue] = []
-        for i, (source, target) in enumerate(self._edges):
-            if target not in steps:
-                issues.append(
-                    ManifestIssue(
-                        f"connect({source!r}, {target!r}): no node named {target!r}{_hint(target, steps)}",
-                        path=format_path(("pipelines", self.name, "connect", i)),
-                    )
-                )
-                continue
-            step = steps[target]
-            if source not in step.depends_on:
-                steps[target] = attrs.evolve(step, depends_on=(*step.depends_on, source))
-        if issues:
-            raise ManifestError(issues=issues, code="PIPELINE_INVALID", pipeline=self.name)
-        return Pipeline(
-            name=self.name,
-            steps=tuple(steps.values()),
-            inputs=self._inputs,
-            outputs=self._outputs,
-            description=self.description,
-        )
-
-    def build(self, registry: ToolRegistry | None = None) -> Pipeline:
-        """The pipeline, checked: against ``registry`` too when given (tools, IO check)."""
-        pipeline = self.to_pipeline()
-        _plan, issues = compile_pipeline(pipeline, registry)
-        if issues:
-            raise ManifestError(issues=issues, code="PIPELINE_INVALID", pipeline=self.name)
-        return pipeline
-
-
-# -- the compiled plan the orchestrator runs -----------------------------------------
-
-
-@attrs.frozen
-class Feed:
-    """How one input port gets its value: an expression, or a literal."""
-
-    port: str
-    expr: Expr | None = None
-    literal: Any = None
-
-
-@attrs.frozen
-class CompiledCall:
-    tool: Tool
-    #: "tool 'x'", "fallback tool 'y'": for messages
-    label: str
-    feeds: tuple[Feed, ...]
-    timeout: float | None
-    retry: RetryPolicy
-
-
-@attrs.frozen
-class CompiledBranch:
-    name: str | None
-    chain: tuple[CompiledCall, ...]
-
-
-@attrs.frozen
-class CompiledStep:
-    name: str
-    deps: tuple[str, ...]
-    when: Expr | None
-    branches: tuple[CompiledBranch, ...]
-    parallel: bool
-    mode: str
-    on_skipped: str
-
-
-@attrs.frozen
-class PipelinePlan:
-    pipeline: Pipeline
-    #: in a topological order
-    steps: tuple[CompiledStep, ...]
-    outputs: dict[str, Expr] | None
-
-
-# -- expressions: references and paths ------------------------------------------------
 
 _LEFT_ONLY = {"index_expression", "projection", "value_projection", "filter_projection", "pipe", "flatten"}
 _ALL_CHILDREN = {
@@ -543,7 +113,7 @@ class _Issues:
             self.items.append(ManifestIssue(message, path=format_path(full)))
 
 
-def _hint(name: str, known: Iterable[str]) -> str:
+def name_hint(name: str, known: Iterable[str]) -> str:
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=1)
     if close:
@@ -562,9 +132,7 @@ def _compile_text(text: Any, path: PathT, issues: _Issues) -> Expr | None:
     try:
         return compile_expr(text)
     except jmespath.exceptions.JMESPathError as exc:
-        from .._manifest.loader import _expr_problem
-
-        issues.add(path, f"invalid expression {text!r}: {_expr_problem(exc)}")
+        issues.add(path, f"invalid expression {text!r}: {expr_problem(exc)}")
         return None
 
 
@@ -646,7 +214,7 @@ class _Compiler:
             tool = self.registry.get(name)
             self.tools[name] = tool
             return tool
-        self.issues.add(path, f"unknown tool {name!r}{_hint(name, self.registry.names())}")
+        self.issues.add(path, f"unknown tool {name!r}{name_hint(name, self.registry.names())}")
         return None
 
     def run(self) -> PipelinePlan | None:
@@ -711,7 +279,7 @@ class _Compiler:
         deps: list[str] = []
         for i, dep in enumerate(step.depends_on):
             if dep not in self.steps:
-                add((*base, "depends_on", i), f"step {step.name!r} depends on unknown step {dep!r}{_hint(dep, self.steps)}")
+                add((*base, "depends_on", i), f"step {step.name!r} depends on unknown step {dep!r}{name_hint(dep, self.steps)}")
             elif dep not in deps:
                 deps.append(dep)
         self.deps[step.name] = deps
@@ -787,7 +355,7 @@ class _Compiler:
 
     def _check_refs(self, expr: Expr, path: PathT, step: str | None) -> None:
         """Every name an expression reads must be ``input`` or a step (a dependency)."""
-        for ref in _root_paths(expr._parsed.parsed):
+        for ref in _root_paths(expr.ast):
             root = ref[0]
             if not isinstance(root, str):
                 continue
@@ -796,13 +364,13 @@ class _Compiler:
                 if inputs is not None and len(ref) > 1 and ref[1] not in inputs:
                     self.issues.add(
                         path,
-                        f"{expr.text!r} reads pipeline input {ref[1]!r}, which is not declared{_hint(str(ref[1]), inputs)}",
+                        f"{expr.text!r} reads pipeline input {ref[1]!r}, which is not declared{name_hint(str(ref[1]), inputs)}",
                     )
                 continue
             if root not in self.steps:
                 self.issues.add(
                     path,
-                    f"{expr.text!r} refers to unknown step {root!r}{_hint(root, [*self.steps, INPUT])}",
+                    f"{expr.text!r} refers to unknown step {root!r}{name_hint(root, [*self.steps, INPUT])}",
                 )
                 continue
             if step is not None and root not in self.deps[step]:
@@ -1020,10 +588,8 @@ class _Compiler:
 
     def _check_feed(self, step: Step, tool: Tool, port: Port, expr: Expr, path: PathT) -> None:
         """The IO check of one mapping: the source's schema must fit the port's."""
-        from ._iocheck import schema_problems
-
         target = f"step {step.name!r} input {port.name!r} (tool {tool.name!r})"
-        node = expr._parsed.parsed
+        node = expr.ast
         if node.get("type") == "literal":
             self._check_literal(step, tool, port, node.get("value"), path)
             return
@@ -1091,195 +657,3 @@ def compile_pipeline(
     if registry is None:
         return None, issues
     return (plan if not issues else None), issues
-
-
-# -- YAML ----------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class _CallDoc:
-    tool: str
-    inputs: dict[str, Any] | None = None
-    timeout: float | None = None
-    retry: int | RetryPolicy | None = None
-
-
-@attrs.frozen
-class _BranchDoc:
-    tool: str
-    inputs: dict[str, Any] | None = None
-    timeout: float | None = None
-    retry: int | RetryPolicy | None = None
-    fallback: list[str | _CallDoc] = attrs.Factory(list)
-
-
-@attrs.frozen
-class _StepDoc:
-    tool: str | None = None
-    parallel: dict[str, str | _BranchDoc] | None = None
-    mode: Literal["all", "first"] = "all"
-    inputs: dict[str, Any] = attrs.Factory(dict)
-    depends_on: str | list[str] = attrs.Factory(list)
-    when: str | None = None
-    timeout: float | None = None
-    retry: int | RetryPolicy | None = None
-    fallback: list[str | _CallDoc] = attrs.Factory(list)
-    on_skipped: Literal["skip", "run"] = "skip"
-    description: str = ""
-
-
-@attrs.frozen
-class _PipelineDoc:
-    steps: dict[str, _StepDoc]
-    description: str = ""
-    inputs: dict[str, dict[str, Any]] | None = None
-    outputs: dict[str, str] | None = None
-
-
-@attrs.frozen
-class _FileDoc:
-    version: int
-    #: tool manifests may share the file; the tools loader reads them
-    tools: Any = None
-    pipelines: dict[str, _PipelineDoc] = attrs.Factory(dict)
-
-
-def _call(doc: str | _CallDoc) -> FallbackTool:
-    if isinstance(doc, str):
-        return FallbackTool(tool=doc)
-    return FallbackTool(tool=doc.tool, inputs=doc.inputs, timeout=doc.timeout, retry=_retry(doc.retry))
-
-
-def _from_doc(name: str, doc: _PipelineDoc, source: Located) -> Pipeline:
-    steps: list[Step] = []
-    for sname, s in doc.steps.items():
-        branches = []
-        for bname, b in (s.parallel or {}).items():
-            if isinstance(b, str):
-                branches.append(Branch(name=bname, tool=b))
-            else:
-                branches.append(
-                    Branch(
-                        name=bname, tool=b.tool, inputs=b.inputs, timeout=b.timeout,
-                        retry=_retry(b.retry), fallback=tuple(_call(c) for c in b.fallback),
-                    )
-                )
-        steps.append(
-            Step(
-                name=sname,
-                tool=s.tool,
-                inputs=s.inputs,
-                depends_on=_names(s.depends_on),
-                when=s.when,
-                timeout=s.timeout,
-                retry=_retry_default(s.retry),
-                fallback=tuple(_call(c) for c in s.fallback),
-                branches=tuple(branches),
-                mode=s.mode,
-                on_skipped=s.on_skipped,
-                description=s.description,
-            )
-        )
-    return Pipeline(
-        name=name, steps=tuple(steps), inputs=doc.inputs, outputs=doc.outputs,
-        description=doc.description, source=source,
-    )
-
-
-def parse_pipelines(
-    text: str | bytes, file: str | None = None, env: Mapping[str, str] | None = None
-) -> tuple[list[Pipeline], list[ManifestIssue]]:
-    """One YAML/JSON document -> its pipelines (unchecked against tools), or the issues found."""
-    from .._manifest.loader import _describe, _issues_from, converter
-    from .._manifest.yaml import expand_env, read_yaml
-
-    doc, issues = read_yaml(text, file)
-    if doc is None:
-        return [], issues
-    if not isinstance(doc.value, dict):
-        return [], [doc.issue((), f"a pipeline file must be a mapping, got {_describe(doc.value)}")]
-    value = doc.value
-    if "pipelines" not in value and "tools" in value:
-        return [], []  # a tool manifest: the tools loader reads it
-    if "version" not in value:
-        issues.append(doc.issue((), "field 'version' is required (use `version: 1`)"))
-    elif value["version"] != 1 or isinstance(value["version"], bool):
-        return [], [
-            doc.issue(("version",), f"unsupported manifest version {value['version']!r}; this modelwire reads 1")
-        ]
-    if "pipelines" not in value:
-        issues.append(doc.issue((), "a pipeline file needs a `pipelines:` mapping"))
-    env_issues = expand_env(doc, os.environ if env is None else env)
-    issues.extend(env_issues)
-    unexpanded = {i.path for i in env_issues}
-    value = {"version": 1, **doc.value}
-    try:
-        structured = converter().structure(value, _FileDoc)
-    except Exception as exc:
-        issues.extend(i for i in _issues_from(exc, (), doc) if i.path not in unexpanded)
-        return [], issues
-    pipelines = [_from_doc(name, pdoc, doc) for name, pdoc in structured.pipelines.items()]
-    return pipelines, issues
-
-
-def read_pipelines(
-    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-    registry: ToolRegistry | None,
-    *,
-    env: Mapping[str, str] | None = None,
-) -> tuple[list[Pipeline], list[ManifestIssue]]:
-    """Like :func:`load_pipelines`, but returns every issue instead of raising."""
-    from .._manifest.loader import _read_source
-
-    sources = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    pipelines: list[Pipeline] = []
-    issues: list[ManifestIssue] = []
-    origin: dict[str, str] = {}
-    for source in sources:
-        label = os.fspath(source)
-        try:
-            raw = _read_source(source)
-        except OSError as exc:
-            issues.append(ManifestIssue(f"cannot read pipelines: {exc}", file=label))
-            continue
-        for file, data in raw:
-            found, problems = parse_pipelines(data, file, env)
-            issues.extend(problems)
-            # a field already reported (an unset ${VAR}) gets no second issue
-            reported = {i.path for i in problems}
-            for pipeline in found:
-                prev = origin.get(pipeline.name)
-                if prev is not None:
-                    assert pipeline.source is not None
-                    issues.append(
-                        pipeline.source.issue(
-                            ("pipelines", pipeline.name),
-                            f"pipeline {pipeline.name!r} is defined twice: in {prev} and in {file}",
-                        )
-                    )
-                    continue
-                origin[pipeline.name] = file
-                _plan, problems = compile_pipeline(pipeline, registry)
-                issues.extend(i for i in problems if i.path not in reported)
-                pipelines.append(pipeline)
-    return pipelines, issues
-
-
-def load_pipelines(
-    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-    registry: ToolRegistry | None,
-    *,
-    env: Mapping[str, str] | None = None,
-) -> list[Pipeline]:
-    """Load pipelines from YAML/JSON files or directories and check them.
-
-    With a ``registry``: every tool must exist and the IO check must pass
-    (``None`` checks the structure only). Raises one
-    :class:`~modelwire.ManifestError` (code ``PIPELINE_INVALID``) listing
-    every issue with its file, field path and line.
-    """
-    pipelines, issues = read_pipelines(paths, registry, env=env)
-    if issues:
-        raise ManifestError(issues=issues, code="PIPELINE_INVALID")
-    return pipelines
-

@@ -1,0 +1,353 @@
+"""Structuring one manifest document: the strict cattrs converter and the checks.
+
+:func:`parse_manifest` turns one YAML/JSON text into a :class:`Manifest`, or
+every issue found in it (file, field path, line): unknown fields, wrong
+types, bad expressions, unknown error kinds and event types. The converter
+and :func:`issues_from` are shared with the tool, pipeline and agent loaders.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Union
+
+import attrs
+import cattrs
+import jmespath
+from cattrs.cols import is_mapping, is_sequence, list_structure_factory, mapping_structure_factory
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.gen import make_dict_structure_fn
+
+from .._errors import KINDS, ManifestIssue
+from .model import SUPPORTED_VERSIONS, EventRule, Manifest, Operator
+from .yaml import Located, expand_env, read_yaml
+
+__all__ = [
+    "converter",
+    "describe",
+    "expr_problem",
+    "issues_from",
+    "parse_manifest",
+]
+
+EVENT_TYPES = ("text", "tool_call", "usage", "finish", "done", "embedding")
+PathT = tuple["str | int", ...]
+
+
+# -- strict cattrs converter ---------------------------------------------------
+
+
+def describe(value: Any) -> str:
+    names = {dict: "a mapping", list: "a list", bool: "a boolean", type(None): "null"}
+    for cls, name in names.items():
+        if isinstance(value, cls):
+            return name
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _strict(kind: str, ok: Callable[[Any], bool], convert: Callable[[Any], Any]) -> Any:
+    def hook(value: Any, _type: Any) -> Any:
+        if not ok(value):
+            raise TypeError(f"expected {kind}, got {describe(value)}")
+        return convert(value)
+
+    return hook
+
+
+def _is_literal(t: Any) -> bool:
+    return typing.get_origin(t) is Literal
+
+
+def _literal_factory(t: Any) -> Any:
+    allowed = typing.get_args(t)
+
+    def hook(value: Any, _type: Any) -> Any:
+        if isinstance(value, bool) and "on" in allowed and "off" in allowed:
+            value = "on" if value else "off"  # YAML 1.1 reads bare on/off as booleans
+        if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
+            options = ", ".join(repr(a) for a in allowed)
+            raise ValueError(f"expected one of {options}, got {describe(value)}")
+        return value
+
+    return hook
+
+
+def _is_union(t: Any) -> bool:
+    origin = typing.get_origin(t)
+    return origin is Union or origin is types.UnionType
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    conv.register_structure_hook(str, _strict("a string", lambda v: isinstance(v, str), str))
+    conv.register_structure_hook(
+        int, _strict("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool), int)
+    )
+    conv.register_structure_hook(
+        float,
+        _strict("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), float),
+    )
+    conv.register_structure_hook(bool, _strict("a boolean", lambda v: isinstance(v, bool), bool))
+    conv.register_structure_hook_func(lambda t: t is Any, lambda v, _t: v)  # typing.Any is no class on 3.10
+
+    def list_factory(t: Any, c: cattrs.Converter) -> Any:
+        inner = list_structure_factory(t, c)
+
+        def hook(value: Any, _type: Any) -> Any:
+            if not isinstance(value, list):
+                raise TypeError(f"expected a list, got {describe(value)}")
+            return inner(value, _type)
+
+        return hook
+
+    def map_factory(t: Any, c: cattrs.Converter) -> Any:
+        inner = mapping_structure_factory(t, c)
+
+        def hook(value: Any, _type: Any) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"expected a mapping, got {describe(value)}")
+            return inner(value, _type)
+
+        return hook
+
+    def attrs_factory(t: Any, c: cattrs.Converter) -> Any:
+        inner = make_dict_structure_fn(
+            t, c, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True
+        )
+
+        def hook(value: Any, _type: Any) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"expected a mapping, got {describe(value)}")
+            return inner(value, _type)
+
+        return hook
+
+    def union_factory(t: Any, c: cattrs.Converter) -> Any:
+        # Try each member in order; the first that accepts the value wins.
+        members = typing.get_args(t)
+
+        def hook(value: Any, _type: Any) -> Any:
+            if value is None and type(None) in members:
+                return None
+            # A list (or mapping) can only be the list (or mapping) member:
+            # structure it as that, so an error names the bad item inside.
+            shaped = [m for m in members if _same_shape(value, m)]
+            if len(shaped) == 1:
+                return c.structure(value, shaped[0])
+            for member in members:
+                if member is type(None):
+                    continue
+                try:
+                    return c.structure(value, member)
+                except Exception:
+                    continue
+            names = " or ".join(_type_label(m) for m in members)
+            raise TypeError(f"expected {names}, got {describe(value)}")
+
+        return hook
+
+    conv.register_structure_hook_factory(is_sequence, list_factory)
+    conv.register_structure_hook_factory(is_mapping, map_factory)
+    conv.register_structure_hook_factory(attrs.has, attrs_factory)
+    conv.register_structure_hook_factory(_is_literal, _literal_factory)
+    conv.register_structure_hook_factory(
+        lambda t: _is_union(t) and sum(m is not type(None) for m in typing.get_args(t)) > 1,
+        union_factory,
+    )
+    return conv
+
+
+def _same_shape(value: Any, t: Any) -> bool:
+    origin = typing.get_origin(t)
+    if isinstance(value, list):
+        return origin is list
+    if isinstance(value, dict):
+        return origin is dict or attrs.has(t)
+    return False
+
+
+def _type_label(t: Any) -> str:
+    if t is type(None):
+        return "null"
+    origin = typing.get_origin(t)
+    if origin is not None:
+        return {list: "a list", dict: "a mapping"}.get(origin, str(t))
+    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}.get(
+        t, getattr(t, "__name__", str(t))
+    )
+
+
+_converter: cattrs.Converter | None = None
+
+
+def converter() -> cattrs.Converter:
+    """The strict converter manifests are structured with (built once)."""
+    global _converter
+    if _converter is None:
+        _converter = _make_converter()
+    return _converter
+
+
+def issues_from(exc: BaseException, path: PathT, doc: Located) -> list[ManifestIssue]:
+    """Walk a cattrs detailed-validation error into issues with paths."""
+    out: list[ManifestIssue] = []
+    if isinstance(exc, (ClassValidationError, IterableValidationError)):
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            step: str | int = note.name if isinstance(exc, ClassValidationError) else note.index  # type: ignore[union-attr,assignment]
+            child = (*path, step)
+            if isinstance(sub, KeyError):
+                out.append(doc.issue(child, "required field is missing"))
+            else:
+                out.extend(issues_from(sub, child, doc))
+        for sub in without:
+            out.extend(issues_from(sub, path, doc))
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        known = [a.name for a in attrs.fields(exc.cl)] if exc.cl is not None else []
+        for key in sorted(exc.extra_fields):
+            msg = f"unknown field {key!r}"
+            close = difflib.get_close_matches(key, known, n=1)
+            if close:
+                msg += f" (did you mean {close[0]!r}?)"
+            else:
+                msg += f"; allowed: {', '.join(known)}"
+            out.append(doc.issue((*path, key), msg))
+    else:
+        out.append(doc.issue(path, str(exc) or type(exc).__name__))
+    return out
+
+
+# -- one document ---------------------------------------------------------------
+
+
+def parse_manifest(
+    text: str | bytes, file: str | None = None, env: Mapping[str, str] | None = None
+) -> tuple[Manifest | None, Located | None, list[ManifestIssue]]:
+    """Text -> Manifest, or the list of every issue found in it."""
+    doc, issues = read_yaml(text, file)
+    if doc is None:
+        return None, None, issues
+    if not isinstance(doc.value, dict):
+        return None, doc, [doc.issue((), f"a manifest must be a mapping, got {describe(doc.value)}")]
+    issues = []
+    if "version" in doc.value:
+        version = doc.value["version"]
+        if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+            supported = ", ".join(map(str, SUPPORTED_VERSIONS))
+            return None, doc, [
+                doc.issue(("version",), f"unsupported manifest version {version!r}; this modelwire reads {supported}")
+            ]
+    else:
+        # Report it, and check the rest as the current version so every error shows at once.
+        issues.append(doc.issue((), "field 'version' is required (use `version: 1`)"))
+    env_issues = expand_env(doc, os.environ if env is None else env)
+    issues.extend(env_issues)
+    value = doc.value
+    if "version" not in value:
+        value = {"version": SUPPORTED_VERSIONS[-1], **value}
+    found: list[ManifestIssue] = []
+    manifest: Manifest | None = None
+    try:
+        manifest = converter().structure(value, Manifest)
+    except Exception as exc:
+        found.extend(issues_from(exc, (), doc))
+    else:
+        found.extend(_check_manifest(manifest, doc))
+    # A field left unexpanded (``${UNSET}``) has its error already.
+    unexpanded = {i.path for i in env_issues}
+    issues.extend(i for i in found if i.path not in unexpanded)
+    issues.sort(key=lambda i: i.line or 0)  # in file order (stable)
+    return (None if issues else manifest), doc, issues
+
+
+def _check_expr(expr: Any, path: PathT, doc: Located, out: list[ManifestIssue]) -> None:
+    if expr is None:
+        return
+    if not isinstance(expr, str):
+        out.append(doc.issue(path, f"expected an expression string, got {describe(expr)}"))
+        return
+    try:
+        jmespath.compile(expr)
+    except jmespath.exceptions.JMESPathError as exc:
+        out.append(doc.issue(path, f"invalid expression {expr!r}: {expr_problem(exc)}"))
+
+
+def expr_problem(exc: Exception) -> str:
+    """One line for a JMESPath syntax error (its own text spans three)."""
+    errors = jmespath.exceptions
+    if isinstance(exc, errors.IncompleteExpressionError):
+        what = "incomplete expression"
+    elif isinstance(exc, errors.LexerError):
+        what = str(exc.message)
+    elif isinstance(exc, errors.ParseError):
+        what = f"unexpected {exc.token_value!r}"
+    else:
+        return str(exc).splitlines()[0]
+    pos = getattr(exc, "lex_position", None)
+    return what if pos is None else f"{what} at character {pos}"
+
+
+def _check_kind(kind: str, path: PathT, doc: Located, out: list[ManifestIssue]) -> None:
+    if kind not in KINDS:
+        close = difflib.get_close_matches(kind, list(KINDS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(KINDS)}"
+        out.append(doc.issue(path, f"unknown error kind {kind!r}{hint}"))
+
+
+def _check_rule(rule: EventRule, base: PathT, doc: Located, out: list[ManifestIssue]) -> None:
+    for name in ("when", "each", "stop_when"):
+        _check_expr(getattr(rule, name), (*base, name), doc, out)
+    if rule.emit is not None:
+        kind = rule.emit.get("type")
+        if kind not in EVENT_TYPES:
+            out.append(
+                doc.issue(
+                    (*base, "emit", "type"),
+                    f"emit needs a type, one of {', '.join(EVENT_TYPES)}; got {describe(kind)}",
+                )
+            )
+        for key, value in rule.emit.items():
+            if key != "type":
+                _check_expr(value, (*base, "emit", key), doc, out)
+    if rule.error is not None:
+        _check_kind(rule.error.kind, (*base, "error", "kind"), doc, out)
+        for key, kind in rule.error.kinds.items():
+            _check_kind(kind, (*base, "error", "kinds", key), doc, out)
+        _check_expr(rule.error.code, (*base, "error", "code"), doc, out)
+        _check_expr(rule.error.message, (*base, "error", "message"), doc, out)
+    if rule.emit is None and rule.error is None and not (rule.stop or rule.stop_when):
+        out.append(doc.issue(base, "a rule needs `emit`, `error`, `stop` or `stop_when`"))
+
+
+def _check_operator(op: Operator, base: PathT, doc: Located, out: list[ManifestIssue]) -> None:
+    _check_expr(op.request, (*base, "request"), doc, out)
+    _check_expr(op.request_headers, (*base, "request_headers"), doc, out)
+    _check_expr(op.request_query, (*base, "request_query"), doc, out)
+    for i, rule in enumerate(op.events):
+        _check_rule(rule, (*base, "events", i), doc, out)
+    for i, err in enumerate(op.errors):
+        p = (*base, "errors", i)
+        _check_kind(err.kind, (*p, "kind"), doc, out)
+        for name in ("when", "code", "message"):
+            _check_expr(getattr(err, name), (*p, name), doc, out)
+        if isinstance(err.status, str) and not (
+            len(err.status) == 3 and err.status[0] in "12345" and err.status[1:] == "xx"
+        ):
+            out.append(doc.issue((*p, "status"), f"status class must look like 4xx or 5xx, got {err.status!r}"))
+
+
+def _check_manifest(m: Manifest, doc: Located) -> list[ManifestIssue]:
+    out: list[ManifestIssue] = []
+    for pname, provider in m.providers.items():
+        if not provider.base_url.startswith(("http://", "https://")):
+            out.append(
+                doc.issue(("providers", pname, "base_url"), f"expected an http(s) URL, got {provider.base_url!r}")
+            )
+        for oname, op in provider.operators.items():
+            _check_operator(op, ("providers", pname, "operators", oname), doc, out)
+    return out

@@ -1,0 +1,165 @@
+"""The platform client: heartbeats to a control platform, and configuration it pushes.
+
+A new configuration is applied by a graceful restart of the agent runtime
+(:meth:`Serving.swap`); while the platform is down the client backs off and
+the app keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, Protocol
+
+import anyio
+
+from .._errors import ModelError
+from .._manifest.yaml import Located
+from ._app import AgentRuntime
+from ._config import parse_agentapp_config
+
+__all__ = ["PlatformClient", "Serving", "memory_usage_mb"]
+
+log = logging.getLogger("modelwire.server")
+
+
+class Stats(Protocol):
+    """The server counters the platform client reports."""
+
+    total_requests: int
+    in_flight: int
+
+
+class Serving(Protocol):
+    """What the platform client needs of the server: the current runtime, its counters, a swap."""
+
+    @property
+    def agent(self) -> AgentRuntime: ...
+
+    @property
+    def stats(self) -> Stats: ...
+
+    async def swap(self, new: AgentRuntime, drain: float) -> None: ...
+
+
+def memory_usage_mb() -> float:
+    """This process's resident memory in MiB (peak RSS where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+class PlatformClient:
+    """Heartbeats to ``POST {url}/heartbeat`` and config polls of ``GET {url}/config``.
+
+    A heartbeat is ``{"app", "instance", "active_sessions", "total_requests",
+    "memory_usage_mb", "in_flight", "config_version"}``. ``/config`` answers
+    204 (or 304) when nothing changed, or ``{"version": V, "config":
+    {agentapp mapping}}``: a new version is applied by a graceful restart of
+    the runtime. While the platform is down the client backs off
+    (doubling, up to ``max_backoff``) and the app keeps serving.
+    """
+
+    def __init__(self, serving: Serving, settings: Any, drain_timeout: float = 30.0) -> None:
+        import uuid
+
+        self.serving = serving
+        self.settings = settings
+        self.drain_timeout = drain_timeout
+        self.instance = uuid.uuid4().hex
+        self.version: str | None = None
+        self.failures = 0
+        self.backoff = 0.0
+        self.heartbeats = 0
+        self.applied: list[str] = []
+        self.rejected: dict[str, str] = {}
+        self._stop = anyio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def heartbeat(self, http: Any) -> None:
+        agent = self.serving.agent
+        sessions = await agent.sessions.count() if agent.started else 0
+        body = {
+            "app": agent.config.name if agent.config else None,
+            "instance": self.instance,
+            "active_sessions": sessions,
+            "total_requests": self.serving.stats.total_requests,
+            "memory_usage_mb": round(memory_usage_mb(), 1),
+            "in_flight": self.serving.stats.in_flight,
+            "config_version": self.version,
+        }
+        resp = await http.post(self.settings.url.rstrip("/") + "/heartbeat", json=body)
+        resp.raise_for_status()
+        self.heartbeats += 1
+
+    async def poll(self, http: Any) -> None:
+        agent = self.serving.agent
+        params = {"app": agent.config.name if agent.config else "", "instance": self.instance}
+        if self.version is not None:
+            params["version"] = self.version
+        resp = await http.get(self.settings.url.rstrip("/") + "/config", params=params)
+        if resp.status_code in (204, 304):
+            return
+        resp.raise_for_status()
+        data = resp.json()
+        version = str(data.get("version"))
+        if version == self.version or version in self.rejected:
+            return
+        await self.apply(version, data.get("config"))
+
+    async def apply(self, version: str, mapping: Any) -> None:
+        """Build and start a runtime from ``mapping``, then swap it in; a bad one is logged and kept out."""
+        old = self.serving.agent
+        try:
+            doc = Located(mapping, {}, f"{self.settings.url.rstrip('/')}/config (version {version})")
+            config = parse_agentapp_config(doc, old.env)
+            if config.platform is None:  # keep talking to the platform that sent it
+                import attrs
+
+                config = attrs.evolve(config, platform=self.settings)
+            new = AgentRuntime(
+                config, project_path=old.project_path, env=old.env,
+                mcp_client_factory=old._mcp_factory, install=old._install,
+            )
+            await self.serving.swap(new, self.drain_timeout)
+        except ModelError as exc:
+            self.rejected[version] = exc.message
+            log.error("modelwire: platform config %s not applied, serving the previous one: %s", version, exc.message)
+            return
+        self.version = version
+        self.applied.append(version)
+        log.info("modelwire: applied platform config %s", version)
+
+    async def run(self) -> None:
+        import httpx
+
+        s = self.settings
+        next_beat = next_poll = anyio.current_time()
+        async with httpx.AsyncClient(timeout=s.timeout, headers=dict(s.headers)) as http:
+            while not self._stop.is_set():
+                now = anyio.current_time()
+                try:
+                    if now >= next_beat:
+                        await self.heartbeat(http)
+                        next_beat = now + s.heartbeat_interval
+                    if now >= next_poll:
+                        await self.poll(http)
+                        next_poll = now + s.poll_interval
+                    self.failures, self.backoff = 0, 0.0
+                    wait = max(0.0, min(next_beat, next_poll) - anyio.current_time())
+                except (httpx.HTTPError, ValueError, AttributeError) as exc:
+                    self.failures += 1
+                    self.backoff = min(s.max_backoff, s.heartbeat_interval * 2 ** min(self.failures - 1, 16))
+                    wait = self.backoff
+                    log.warning("modelwire: platform unreachable (%s); retrying in %.1fs", exc, wait)
+                with anyio.move_on_after(wait):
+                    await self._stop.wait()
