@@ -23,7 +23,31 @@ from jmespath import visitor as jvisitor
 
 from .._errors import InvalidRequestError
 
-__all__ = ["Expr", "Functions", "compile_expr", "is_true"]
+__all__ = ["MAX_EXPR_DEPTH", "Expr", "ExpressionTooDeep", "Functions", "compile_expr", "is_true"]
+
+#: deepest syntax tree an expression may have: the parser, the compiler and
+#: the compiled closures all recurse once (or more) per level
+MAX_EXPR_DEPTH = 100
+
+
+class ExpressionTooDeep(InvalidRequestError, jmespath.exceptions.JMESPathError):
+    """An expression nested too deeply to compile (also a JMESPathError, so
+    every caller that maps syntax errors maps this one the same way)."""
+
+    default_code = "EXPRESSION_TOO_DEEP"
+
+
+def _tree_depth(node: Any) -> int:
+    """Depth of a jmespath AST, without recursion."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for child in item.get("children", ()):
+            if isinstance(child, dict):
+                stack.append((child, depth + 1))
+    return deepest
+
 
 Fn = Callable[[Any], Any]
 
@@ -431,7 +455,13 @@ class Expr:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._parsed = jmespath.compile(text)
+        too_deep = f"expression nests deeper than {MAX_EXPR_DEPTH} levels"
+        try:
+            self._parsed = jmespath.compile(text)
+        except RecursionError:  # jmespath's recursive-descent parser
+            raise ExpressionTooDeep(too_deep) from None
+        if _tree_depth(self._parsed.parsed) > MAX_EXPR_DEPTH:
+            raise ExpressionTooDeep(too_deep)
         #: The compiled closure itself: hot loops call it directly.
         self.fn: Fn = _compile(self._parsed.parsed)
 

@@ -99,7 +99,12 @@ def read_yaml(text: str | bytes, file: str | None = None) -> tuple[Located | Non
             return None, [
                 ManifestIssue(f"not UTF-8: {exc.reason} at byte {exc.start}", file=file)
             ]
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except UnicodeEncodeError as exc:  # a str with a lone surrogate
+        return None, [
+            ManifestIssue(f"not valid Unicode: {exc.reason} at character {exc.start}", file=file)
+        ]
     try:
         try:
             node = loader.get_single_node()
@@ -218,7 +223,7 @@ def _walk(loader: Any, node: Any, path: Path, lines: dict[Path, int], budget: _B
         out: dict[Any, Any] = {}
         seen: dict[Any, int] = {}
         for index, (key_node, value_node) in enumerate(node.value):
-            key = loader.construct_object(key_node, deep=True)
+            key = _construct(loader, key_node)
             if isinstance(key, (list, dict)):
                 raise yaml.constructor.ConstructorError(
                     None, None, "a mapping key must be a scalar", key_node.start_mark
@@ -244,7 +249,18 @@ def _walk(loader: Any, node: Any, path: Path, lines: dict[Path, int], budget: _B
             _walk(loader, item, (*path, i), lines, budget, depth + 1)
             for i, item in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    return _construct(loader, node)
+
+
+def _construct(loader: Any, node: Any) -> Any:
+    """A scalar's value; a bad one (``2001-13-45``, a 5000-digit int) is a YAML error."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError) as exc:
+        problem = str(exc).split(";")[0]
+        raise yaml.constructor.ConstructorError(
+            None, None, f"bad value {node.value[:40]!r}: {problem}", node.start_mark
+        ) from exc
 
 
 # -- ${VAR} expansion --------------------------------------------------------

@@ -269,7 +269,7 @@ def assert_no_secret(err: BaseException) -> None:
 
 def test_connection_refused_is_a_network_error_without_the_password() -> None:
     url = f"redis://:{SECRET}@127.0.0.1:{free_port()}/0"
-    with RedisLimiter(url, socket_connect_timeout=1.0, retries=1) as limiter:
+    with RedisLimiter(url, socket_connect_timeout=1.0, retries=1, cooldown=0) as limiter:
         assert SECRET not in repr(limiter)
         with pytest.raises(modelwire.NetworkError) as info:
             limiter.try_acquire("m", rpm=1, tpm=None, tokens=1)

@@ -9,13 +9,26 @@ Each decision is one Lua script, so it is atomic on the server: prune the
 entries that left the window, check the request count and the token sum,
 and record the new request, all with the server's clock (``TIME``), so the
 processes need not agree on the time. See README.md for the algorithm.
+
+Failing fast: every Redis round trip is bounded by short socket timeouts
+(0.5 s to connect, 0.5 s per reply), timeouts are never retried, and after a
+failure a circuit breaker skips Redis for ``cooldown`` seconds (then one
+call probes it). While Redis is unavailable ``on_unavailable`` decides:
+``reject`` (the default: fail closed with ``NetworkError``
+``LIMITER_UNAVAILABLE``), ``allow`` (admit, with a warning) or ``local`` (an
+in-process :class:`modelwire.plugin.LocalLimiter` for this process alone).
+A frozen Redis therefore costs at most one timeout per cooldown, not one per
+call, and never fills the worker threads that other ``to_thread`` work needs.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,16 +40,29 @@ import redis.backoff
 import redis.exceptions
 import redis.retry
 
-import modelwire
 from modelwire.plugin import LIMIT_WINDOW as WINDOW
-from modelwire.plugin import Admission
+from modelwire.plugin import (
+    Admission,
+    InvalidRequestError,
+    LocalLimiter,
+    ModelError,
+    NetworkError,
+    hookimpl,
+)
 
-__all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "RedisLimiter", "redact_url"]
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "ON_UNAVAILABLE", "RedisLimiter", "redact_url"]
+
+log = logging.getLogger("modelwire.redis")
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PREFIX = "modelwire:limit:"
 #: Keys outlive their newest entry's window by this much, then expire.
 TTL_SLACK_MS = 1000
+#: what a call does while Redis is unavailable (the first is the default)
+ON_UNAVAILABLE = ("reject", "allow", "local")
+#: a ``blocking`` answer of False (breaker open) holds for the next call on
+#: that thread for this long, so that call never does I/O on an event loop
+_FAST_PATH_GRACE = 1.0
 
 # Shared by both scripts: drop the entries that left the window (admitted at
 # or before ``cutoff``) and take their tokens off the running sum. An empty
@@ -141,6 +167,28 @@ return 1
 )
 
 
+def _check_seconds(name: str, value: Any, *, positive: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        need = "a positive" if positive else "a non-negative"
+        raise InvalidRequestError(
+            f"redis limiter: {name} must be {need} number of seconds, not {value!r}",
+            code="LIMITER_CONFIG",
+        )
+
+
+class _LocalTicket:
+    """A ticket of the in-process fallback limiter (``on_unavailable: local``)."""
+
+    __slots__ = ("ticket",)
+
+    def __init__(self, ticket: Any) -> None:
+        self.ticket = ticket
+
+    def __repr__(self) -> str:
+        return f"_LocalTicket({self.ticket!r})"
+
+
 # Greedy up to the last "@": masking too much is fine, too little is not.
 _USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):.*@")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
@@ -176,8 +224,17 @@ class RedisLimiter:
       ``redis://127.0.0.1:6379/0``.
     - ``prefix``: key prefix, default ``modelwire:limit:``. Processes share a
       limit when they use the same server, prefix and limit key.
-    - ``socket_timeout`` / ``socket_connect_timeout``: seconds (5 / 2).
-    - ``retries``: reconnect attempts on a connection error (2).
+    - ``socket_timeout`` / ``socket_connect_timeout``: seconds (0.5 / 0.5)
+      to wait for a reply / a connection. A call that reaches Redis fails
+      within about their sum.
+    - ``retries``: reconnect attempts after a connection error such as a
+      refused or reset connection (1). Timeouts are never retried.
+    - ``on_unavailable``: ``reject`` (default, fails closed: raise
+      ``NetworkError`` ``LIMITER_UNAVAILABLE``), ``allow`` (admit and log a
+      warning) or ``local`` (admit through an in-process ``LocalLimiter``).
+    - ``cooldown``: seconds to skip Redis after a failure (5; 0 turns the
+      circuit breaker off). After it, one call probes Redis while the others
+      still follow ``on_unavailable``.
     - ``window``: window length in seconds (60; rpm and tpm count per window).
     - ``client``: a ready ``redis.Redis`` to use instead of ``url`` (left
       open by :meth:`close`).
@@ -185,27 +242,49 @@ class RedisLimiter:
       ``health_check_interval``, ...).
     """
 
-    blocking = True
-
     def __init__(
         self,
         url: str | None = None,
         *,
         prefix: str = DEFAULT_PREFIX,
-        socket_timeout: float | None = 5.0,
-        socket_connect_timeout: float | None = 2.0,
-        retries: int = 2,
+        socket_timeout: float | None = 0.5,
+        socket_connect_timeout: float | None = 0.5,
+        retries: int = 1,
+        on_unavailable: str = "reject",
+        cooldown: float = 5.0,
         window: float = WINDOW,
         client: redis.Redis | None = None,
         **client_options: Any,
     ) -> None:
         if url is None:
             url = os.environ.get("MODELWIRE_REDIS_URL") or DEFAULT_URL
-        if not (isinstance(window, (int, float)) and math.isfinite(window) and window > 0):
-            raise modelwire.InvalidRequestError(
-                f"redis limiter: window must be a positive number of seconds, not {window!r}",
+        _check_seconds("window", window, positive=True)
+        _check_seconds("cooldown", cooldown, positive=False)
+        for name, value in (
+            ("socket_timeout", socket_timeout),
+            ("socket_connect_timeout", socket_connect_timeout),
+        ):
+            if value is not None:
+                _check_seconds(name, value, positive=True)
+        if on_unavailable not in ON_UNAVAILABLE:
+            raise InvalidRequestError(
+                f"redis limiter: on_unavailable must be one of {', '.join(ON_UNAVAILABLE)}, not {on_unavailable!r}",
                 code="LIMITER_CONFIG",
             )
+        if not (isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0):
+            raise InvalidRequestError(
+                f"redis limiter: retries must be a whole number >= 0, not {retries!r}",
+                code="LIMITER_CONFIG",
+            )
+        self.on_unavailable = on_unavailable
+        self.cooldown = float(cooldown)
+        self._local = LocalLimiter() if on_unavailable == "local" else None
+        # circuit breaker: Redis is skipped while monotonic() < _down_until
+        self._state_lock = threading.Lock()
+        self._down_until = 0.0
+        self._failing = False  # warned about an outage that has not ended yet
+        self._last_error = ""
+        self._tls = threading.local()
         self.url = redact_url(url)
         self.prefix = prefix
         self.window = float(window)
@@ -219,13 +298,18 @@ class RedisLimiter:
                     url,
                     socket_timeout=socket_timeout,
                     socket_connect_timeout=socket_connect_timeout,
+                    # Only connection errors (refused, reset: a restarted server, a
+                    # stale pooled connection) are retried, and quickly; a
+                    # timeout means a frozen or partitioned server: fail now.
                     retry=redis.retry.Retry(
-                        redis.backoff.FullJitterBackoff(cap=0.25, base=0.01), retries
+                        redis.backoff.FullJitterBackoff(cap=0.1, base=0.01),
+                        retries,
+                        supported_errors=(redis.exceptions.ConnectionError,),
                     ),
                     **client_options,
                 )
             except (ValueError, TypeError) as exc:
-                raise modelwire.InvalidRequestError(
+                raise InvalidRequestError(
                     f"redis limiter: bad url {self.url!r} or options: {self._scrub(str(exc))}",
                     code="LIMITER_CONFIG",
                 ) from exc
@@ -234,7 +318,88 @@ class RedisLimiter:
         self._reconcile = client.register_script(_RECONCILE)
 
     def __repr__(self) -> str:
-        return f"RedisLimiter(url={self.url!r}, prefix={self.prefix!r}, window={self.window})"
+        return (
+            f"RedisLimiter(url={self.url!r}, prefix={self.prefix!r}, window={self.window}, "
+            f"on_unavailable={self.on_unavailable!r})"
+        )
+
+    # -- circuit breaker ------------------------------------------------------
+    @property
+    def blocking(self) -> bool:
+        """True (run me in a worker thread) unless the breaker is open.
+
+        While Redis is being skipped a call does no I/O, so the runtime may
+        make it on the event loop and no worker thread is taken. The answer
+        False holds for the next call on this thread (for a second), even if
+        the cooldown ends in between, so that call never waits on a socket.
+        """
+        if time.monotonic() < self._down_until:
+            self._tls.fast_at = time.monotonic()
+            return False
+        return True
+
+    @property
+    def available(self) -> bool:
+        """False while the circuit breaker skips Redis after a failure."""
+        return time.monotonic() >= self._down_until
+
+    def _skip_redis(self) -> bool:
+        """Whether this call skips Redis; the first call after a cooldown probes it."""
+        now = time.monotonic()
+        fast_at = getattr(self._tls, "fast_at", None)
+        self._tls.fast_at = None
+        if fast_at is not None and now - fast_at < _FAST_PATH_GRACE:
+            return True
+        with self._state_lock:
+            if now < self._down_until:
+                return True
+            if self._down_until:
+                # half open: this call probes; the others keep skipping meanwhile
+                self._down_until = now + self.cooldown
+        return False
+
+    def _trip(self, error: ModelError) -> None:
+        with self._state_lock:
+            first, self._failing = not self._failing, True
+            self._last_error = error.message
+            if self.cooldown > 0:
+                self._down_until = time.monotonic() + self.cooldown
+        if first:
+            then = {
+                "reject": "rejecting requests",
+                "allow": "admitting requests WITHOUT a shared limit",
+                "local": "limiting each process on its own",
+            }[self.on_unavailable]
+            pause = (
+                f"; skipping Redis for {self.cooldown:g}s at a time" if self.cooldown > 0 else ""
+            )
+            log.warning("modelwire: %s; %s until it answers again%s", error.message, then, pause)
+
+    def _heal(self) -> None:
+        if self._failing:
+            with self._state_lock:
+                was_down, self._failing, self._down_until = self._failing, False, 0.0
+            if was_down:
+                log.warning("modelwire: redis limiter at %s answers again", self.url)
+
+    def _unavailable(
+        self, key: str, rpm: int | None, tpm: int | None, tokens: int, error: ModelError | None
+    ) -> Admission:
+        """The answer while Redis is unavailable, per ``on_unavailable``."""
+        if self.on_unavailable == "allow":
+            log.debug("modelwire: redis limiter unavailable; admitting %r without a limit", key)
+            return Admission(True, 0.0, None)
+        if self._local is not None:
+            decision = self._local.try_acquire(key, rpm=rpm, tpm=tpm, tokens=tokens)
+            ticket = _LocalTicket(decision.ticket) if decision.admitted else None
+            return Admission(decision.admitted, decision.retry_after, ticket)
+        if error is None:
+            error = NetworkError(
+                f"redis limiter at {self.url} is unavailable (last error: {self._last_error}); "
+                f"not asking it again for up to {self.cooldown:g}s",
+                code="LIMITER_UNAVAILABLE",
+            )
+        raise error
 
     def keys(self, key: str) -> tuple[str, str]:
         """The Redis keys that hold ``key``'s window: (sorted set, token hash).
@@ -254,7 +419,7 @@ class RedisLimiter:
         try:
             yield
         except redis.exceptions.RedisError as exc:
-            raise modelwire.NetworkError(
+            raise NetworkError(
                 f"redis limiter at {self.url} could not {action}: "
                 f"{type(exc).__name__}: {self._scrub(str(exc))}",
                 code="LIMITER_UNAVAILABLE",
@@ -272,8 +437,15 @@ class RedisLimiter:
             ticket,
             self._ttl_ms,
         )
-        with self._translate(f"admit a request for {key!r}"):
-            admitted, wait_us = self._acquire(keys=self.keys(key), args=args)
+        if self._skip_redis():
+            return self._unavailable(key, rpm, tpm, tokens, None)
+        try:
+            with self._translate(f"admit a request for {key!r}"):
+                admitted, wait_us = self._acquire(keys=self.keys(key), args=args)
+        except NetworkError as exc:
+            self._trip(exc)
+            return self._unavailable(key, rpm, tpm, tokens, exc)
+        self._heal()
         if int(admitted):
             return Admission(True, 0.0, ticket)
         wait_us = int(wait_us)
@@ -282,13 +454,25 @@ class RedisLimiter:
     def reconcile(self, key: str, ticket: Any, tokens: int) -> None:
         """Count ``tokens`` for an admitted request instead of its reservation.
 
-        A no-op once the request has left the window (or for no ticket).
+        A no-op once the request has left the window (or for no ticket), and
+        while the breaker skips Redis (the reservation then stands).
         """
         if ticket is None:
             return
+        if isinstance(ticket, _LocalTicket):
+            if self._local is not None:
+                self._local.reconcile(key, ticket.ticket, tokens)
+            return
+        if self._skip_redis():
+            return
         args = (self._window_us, str(ticket), max(0, int(tokens)))
-        with self._translate(f"reconcile tokens for {key!r}"):
-            self._reconcile(keys=self.keys(key), args=args)
+        try:
+            with self._translate(f"reconcile tokens for {key!r}"):
+                self._reconcile(keys=self.keys(key), args=args)
+        except NetworkError as exc:
+            self._trip(exc)
+            raise
+        self._heal()
 
     def close(self) -> None:
         """Close the connection pool (unless the client was passed in)."""
@@ -302,6 +486,6 @@ class RedisLimiter:
         self.close()
 
 
-@modelwire.hookimpl
+@hookimpl
 def register_limiters(register: Any) -> None:
     register("redis", RedisLimiter)
