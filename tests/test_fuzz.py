@@ -409,12 +409,6 @@ def test_a_long_dotted_path_is_flat_and_fine() -> None:
     assert compile_expr(".".join(["a"] * 3000))(data) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="core/modelwire/_manifest/loader.py _check_expr calls jmespath.compile directly "
-    "and catches only JMESPathError; not fixed here (loader.py is owned elsewhere)",
-)
 def test_a_deep_expression_in_a_manifest_is_a_manifest_error() -> None:
     manifest = (
         "version: 1\nproviders:\n  p:\n    base_url: http://127.0.0.1:1\n    operators:\n"

@@ -274,7 +274,9 @@ def _check_expr(expr: Any, path: PathT, doc: Located, out: list[ManifestIssue]) 
     try:
         jmespath.compile(expr)
     except jmespath.exceptions.JMESPathError as exc:
-        out.append(doc.issue(path, f"invalid expression {expr!r}: {expr_problem(exc)}"))
+        out.append(doc.issue(path, f"invalid expression {expr[:80]!r}: {expr_problem(exc)}"))
+    except RecursionError:
+        out.append(doc.issue(path, f"expression {expr[:40]!r}... is nested too deeply"))
 
 
 def expr_problem(exc: Exception) -> str:
