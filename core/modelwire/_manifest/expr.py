@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import operator
+import warnings
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -457,7 +458,10 @@ class Expr:
         self.text = text
         too_deep = f"expression nests deeper than {MAX_EXPR_DEPTH} levels"
         try:
-            self._parsed = jmespath.compile(text)
+            with warnings.catch_warnings():
+                # jmespath still reads the old `foo` literal syntax and warns each time.
+                warnings.simplefilter("ignore", PendingDeprecationWarning)
+                self._parsed = jmespath.compile(text)
         except RecursionError:  # jmespath's recursive-descent parser
             raise ExpressionTooDeep(too_deep) from None
         if _tree_depth(self._parsed.parsed) > MAX_EXPR_DEPTH:

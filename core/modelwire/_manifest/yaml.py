@@ -256,7 +256,7 @@ def _construct(loader: Any, node: Any) -> Any:
     """A scalar's value; a bad one (``2001-13-45``, a 5000-digit int) is a YAML error."""
     try:
         return loader.construct_object(node, deep=True)
-    except (ValueError, OverflowError) as exc:
+    except (ValueError, OverflowError, IndexError, TypeError) as exc:  # `!!int` with no digits: IndexError
         problem = str(exc).split(";")[0]
         raise yaml.constructor.ConstructorError(
             None, None, f"bad value {node.value[:40]!r}: {problem}", node.start_mark
