@@ -18,11 +18,12 @@ import attrs
 
 from .._errors import ManifestError, ManifestIssue, ModelError, NotFoundError, PluginError
 from .model import Detection, Limiter, Manifest, Model, Provider
-from .sources import read_source
+from .sources import FetchLimits, is_remote, read_source
 from .structure import parse_manifest
 from .yaml import Located, format_path
 
 __all__ = [
+    "REMOTE_ENV_VARIABLE",
     "Catalog",
     "check_plugin_names",
     "load_manifests",
@@ -31,6 +32,16 @@ __all__ = [
 ]
 
 PathT = tuple["str | int", ...]
+
+#: Names (comma or space separated) a manifest from a URL or git may read,
+#: added to ``load_manifests(allow_env=...)``.
+REMOTE_ENV_VARIABLE = "MODELWIRE_REMOTE_ENV"
+
+
+def remote_allow_list(allow_env: Iterable[str] | None, env: Mapping[str, str] | None) -> frozenset[str]:
+    """``allow_env`` plus the names in ``MODELWIRE_REMOTE_ENV``."""
+    listed = (os.environ if env is None else env).get(REMOTE_ENV_VARIABLE, "")
+    return frozenset(allow_env or ()) | frozenset(listed.replace(",", " ").split())
 
 
 # -- many documents: the catalog ---------------------------------------------------
@@ -58,12 +69,22 @@ class Catalog:
 
 
 def load_source(
-    source: str | os.PathLike[str], env: Mapping[str, str] | None = None
+    source: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    allow_env: Iterable[str] | None = None,
+    limits: FetchLimits | None = None,
 ) -> tuple[list[tuple[str, Manifest, Located]], list[ManifestIssue]]:
-    """Read and parse every document of one source, collecting issues."""
+    """Read and parse every document of one source, collecting issues.
+
+    A source from a URL or git may read only the variables in ``allow_env``
+    (and ``MODELWIRE_REMOTE_ENV``), in ``${VAR}`` and in ``auth.env``.
+    """
     label = os.fspath(source)
+    remote = is_remote(source)
+    allowed = remote_allow_list(allow_env, env) if remote else None
     try:
-        raw = read_source(source)
+        raw = read_source(source, limits)
     except NotFoundError:
         raise
     except (OSError, subprocess.SubprocessError) as exc:
@@ -71,7 +92,7 @@ def load_source(
     docs: list[tuple[str, Manifest, Located]] = []
     issues: list[ManifestIssue] = []
     for name, data in raw:
-        manifest, doc, found = parse_manifest(data, name, env)
+        manifest, doc, found = parse_manifest(data, name, env, allow_env=allowed, remote=remote)
         issues.extend(found)
         if manifest is not None and doc is not None:
             docs.append((name, manifest, doc))
@@ -82,12 +103,21 @@ def load_manifests(
     *sources: str | os.PathLike[str],
     env: Mapping[str, str] | None = None,
     overridable: Iterable[str] = (),
+    allow_env: Iterable[str] | None = None,
+    allow_remote_override: bool = False,
+    limits: FetchLimits | None = None,
 ) -> Catalog:
     """Load and merge manifests; raise one ManifestError listing every issue.
 
     A provider or model defined twice is an error naming both files, unless
     the first definition came from a source listed in ``overridable`` (the
     built-in manifests a CLI loads by default), which a later one replaces.
+
+    Sources from a URL or git (``http(s)://``, ``git+``) are held tighter:
+    they may read only the environment variables named in ``allow_env`` or in
+    ``MODELWIRE_REMOTE_ENV`` (``${VAR}`` and ``auth.env`` alike), and never
+    replace a provider or model defined by an earlier source, overridable or
+    not, unless ``allow_remote_override=True``. ``limits`` bounds each fetch.
     """
     can_override = {os.fspath(s) for s in overridable}
     providers: dict[str, Provider] = {}
@@ -99,8 +129,9 @@ def load_manifests(
     issues: list[ManifestIssue] = []
     owner: dict[str, str] = {}
     for source in sources:
-        docs, found = load_source(source, env)
+        docs, found = load_source(source, env, allow_env=allow_env, limits=limits)
         issues.extend(found)
+        remote = is_remote(source)
         for file, manifest, doc in docs:
             located[file] = doc
             owner[file] = os.fspath(source)
@@ -110,6 +141,17 @@ def load_manifests(
             ):
                 for name, value in table.items():
                     prev = origins.get((section, name))
+                    if prev is not None and remote and not allow_remote_override:
+                        # Replacing `openai` would send its users' keys to the new base_url.
+                        issues.append(
+                            doc.issue(
+                                (section, name),
+                                f"{section[:-1]} {name!r} from a URL or git would replace the one"
+                                f" in {prev}; a remote manifest never replaces a definition"
+                                " unless the caller passes allow_remote_override=True",
+                            )
+                        )
+                        continue
                     if prev is not None and owner.get(prev) not in can_override:
                         issues.append(
                             doc.issue(

@@ -12,7 +12,7 @@ import difflib
 import os
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Container, Mapping
 from typing import Any, Literal, Union
 
 import attrs
@@ -226,10 +226,23 @@ def issues_from(exc: BaseException, path: PathT, doc: Located) -> list[ManifestI
 
 
 def parse_manifest(
-    text: str | bytes, file: str | None = None, env: Mapping[str, str] | None = None
+    text: str | bytes,
+    file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    allow_env: Collection[str] | None = None,
+    remote: bool = False,
 ) -> tuple[Manifest | None, Located | None, list[ManifestIssue]]:
-    """Text -> Manifest, or the list of every issue found in it."""
+    """Text -> Manifest, or the list of every issue found in it.
+
+    ``remote`` (a document fetched from a URL or git): ``${VAR}`` may name only
+    the variables in ``allow_env``, and until the document shows itself a
+    manifest (a mapping with a supported ``version``) no issue quotes its
+    content, so pointing a loader at an internal page leaks nothing of it.
+    """
     doc, issues = read_yaml(text, file)
+    if remote:
+        return _parse_remote(doc, issues, file, env, allow_env)
     if doc is None:
         return None, None, issues
     if not isinstance(doc.value, dict):
@@ -245,7 +258,60 @@ def parse_manifest(
     else:
         # Report it, and check the rest as the current version so every error shows at once.
         issues.append(doc.issue((), "field 'version' is required (use `version: 1`)"))
-    env_issues = expand_env(doc, os.environ if env is None else env)
+    return _structure(doc, issues, env, allow_env)
+
+
+def _parse_remote(
+    doc: Located | None,
+    issues: list[ManifestIssue],
+    file: str | None,
+    env: Mapping[str, str] | None,
+    allow_env: Collection[str] | None,
+) -> tuple[Manifest | None, Located | None, list[ManifestIssue]]:
+    supported = ", ".join(map(str, SUPPORTED_VERSIONS))
+    not_manifest = (
+        f"not a modelwire manifest (expected a mapping with `version: {supported}`"
+        f" and only the fields {', '.join(a.name for a in attrs.fields(Manifest))});"
+        " its content is not shown for a source fetched from a URL or git"
+    )
+    if doc is None:
+        # YAML syntax messages quote the text; keep only where it failed.
+        return None, None, [
+            attrs.evolve(i, message=not_manifest) if i.message.startswith("invalid YAML") else i
+            for i in issues
+        ]
+    # Shaped like a manifest: a supported version and only top-level fields a
+    # manifest has. Anything else (an internal JSON page) is refused unquoted.
+    fields = {a.name for a in attrs.fields(Manifest)}
+    value = doc.value if isinstance(doc.value, dict) else {}
+    version = value.get("version")
+    if version not in SUPPORTED_VERSIONS or isinstance(version, bool) or not set(value) <= fields:
+        return None, doc, [ManifestIssue(not_manifest, file=file)]
+    allowed = frozenset(allow_env or ())
+    manifest, _doc, issues = _structure(doc, [], env, allowed)
+    if manifest is not None:
+        # The key an auth injector reads at call time is an environment read too.
+        for name, provider in manifest.providers.items():
+            if provider.auth.env is not None and provider.auth.env not in allowed:
+                issues.append(
+                    doc.issue(
+                        ("providers", name, "auth", "env"),
+                        f"environment variable {provider.auth.env} is not in the allow-list for"
+                        " manifests from a URL or git (allow_env=... or MODELWIRE_REMOTE_ENV)",
+                    )
+                )
+    return (None if issues else manifest), doc, issues
+
+
+def _structure(
+    doc: Located,
+    issues: list[ManifestIssue],
+    env: Mapping[str, str] | None,
+    allow_env: Container[str] | None,
+) -> tuple[Manifest | None, Located | None, list[ManifestIssue]]:
+    env_issues = expand_env(doc, os.environ if env is None else env, allowed=allow_env)
+    if doc.value is None:  # expansion refused the document
+        return None, doc, issues + env_issues
     issues.extend(env_issues)
     value = doc.value
     if "version" not in value:

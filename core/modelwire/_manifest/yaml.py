@@ -9,17 +9,29 @@ walk counts values so a billion-laughs document stops early with an error.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
 import yaml
 
 from .._errors import ManifestIssue
 
-__all__ = ["MAX_DOCUMENT_BYTES", "MAX_NODES", "Located", "expand_env", "format_path", "read_yaml"]
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "MAX_EXPANDED_CHARS",
+    "MAX_NODES",
+    "Located",
+    "expand_env",
+    "format_path",
+    "read_yaml",
+]
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000
+#: Characters ``${VAR}`` expansion may produce in one document, summed over
+#: every string that holds a reference: an anchor reused many times is
+#: expanded once per use, so the output can dwarf the source.
+MAX_EXPANDED_CHARS = 16 * 1024 * 1024
 MAX_DEPTH = 64
 
 Path = tuple["str | int", ...]
@@ -253,14 +265,18 @@ def _walk(loader: Any, node: Any, path: Path, lines: dict[Path, int], budget: _B
 
 
 def _construct(loader: Any, node: Any) -> Any:
-    """A scalar's value; a bad one (``2001-13-45``, a 5000-digit int) is a YAML error."""
+    """A scalar's value; a value Python refuses (a 5,000-digit integer, ``2001-13-45``, an empty ``!!int``)
+    is a YAML error at its line."""
     try:
         return loader.construct_object(node, deep=True)
-    except (ValueError, OverflowError, IndexError, TypeError) as exc:  # `!!int` with no digits: IndexError
-        problem = str(exc).split(";")[0]
+    except (ValueError, OverflowError, IndexError, TypeError) as exc:
+        if isinstance(exc, yaml.YAMLError):
+            raise
+        what = "integer" if node.tag == "tag:yaml.org,2002:int" else "value"
+        reason = str(exc).split(";")[0]
         raise yaml.constructor.ConstructorError(
-            None, None, f"bad value {node.value[:40]!r}: {problem}", node.start_mark
-        ) from exc
+            None, None, f"cannot read this {what}: {reason}", node.start_mark
+        ) from None
 
 
 # -- ${VAR} expansion --------------------------------------------------------
@@ -275,14 +291,46 @@ class _Unset(Exception):
         self.name = name
 
 
+class _Denied(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class _TooLong(Exception):
+    pass
+
+
+class _Expansion:
+    """What one document's expansion may read (``allowed``) and still produce (``left``)."""
+
+    def __init__(self, allowed: Container[str] | None, limit: int) -> None:
+        self.allowed = allowed
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise _TooLong
+
+
 def _expand(
-    text: str, env: Mapping[str, str], pos: int = 0, nested: bool = False, strict: bool = True
+    text: str,
+    env: Mapping[str, str],
+    pos: int = 0,
+    nested: bool = False,
+    strict: bool = True,
+    ctx: _Expansion | None = None,
 ) -> tuple[str, int]:
     """Expand from ``pos``; when ``nested``, stop at the ``}`` closing a default.
 
     ``strict=False`` parses a default that is not used: an unset variable in
-    it is no error (as in a shell), but bad syntax still is.
+    it is no error (as in a shell), but bad syntax still is. ``ctx`` limits
+    which names may be read (even in an unused default) and how many
+    characters the expansion may produce.
     """
+    ctx = ctx or _Expansion(None, MAX_EXPANDED_CHARS)
     out: list[str] = []
     n = len(text)
     while pos < n:
@@ -290,6 +338,7 @@ def _expand(
             return "".join(out), pos
         if text.startswith("$$", pos):
             out.append("$")
+            ctx.spend(1)
             pos += 2
             continue
         if text.startswith("${", pos):
@@ -300,19 +349,26 @@ def _expand(
                     " (write $$ for a literal $)"
                 )
             name, pos = m.group(), m.end()
+            if ctx.allowed is not None and name not in ctx.allowed:
+                raise _Denied(name)
             if text.startswith("}", pos):
                 pos += 1
                 if name not in env:
                     if strict:
                         raise _Unset(name)
                     continue
+                ctx.spend(len(env[name]))
                 out.append(env[name])
             elif text.startswith(":-", pos):
                 value = env.get(name)
-                default, pos = _expand(text, env, pos + 2, nested=True, strict=strict and not value)
+                default, pos = _expand(
+                    text, env, pos + 2, nested=True, strict=strict and not value, ctx=ctx
+                )
                 if pos >= n:
                     raise ValueError(f"unterminated ${{{name}:-...}}")
                 pos += 1
+                if value:
+                    ctx.spend(len(value))
                 out.append(value if value else default)
             else:
                 raise ValueError(
@@ -326,32 +382,53 @@ def _expand(
         )
         if nxt == pos:  # a lone '$'
             out.append("$")
+            ctx.spend(1)
             pos += 1
         else:
             out.append(text[pos:nxt])
+            ctx.spend(nxt - pos)
             pos = nxt
-    if nested:
-        return "".join(out), pos
     return "".join(out), pos
 
 
-def expand_env(located: Located, env: Mapping[str, str]) -> list[ManifestIssue]:
+def expand_env(
+    located: Located,
+    env: Mapping[str, str],
+    *,
+    allowed: Container[str] | None = None,
+    limit: int | None = None,
+) -> list[ManifestIssue]:
     """Expand ``${VAR}`` / ``${VAR:-default}`` in every string, in place.
 
     Defaults may nest (``${A:-${B:-x}}``); ``$$`` is a literal ``$``. An unset
     ``${VAR}`` is reported with the variable and the field it sits in.
+
+    ``allowed`` (for a manifest from a URL or git) names the only variables
+    the document may reference; any other is an issue, even with a default.
+    The strings holding a reference may expand to ``limit`` characters in
+    all (default :data:`MAX_EXPANDED_CHARS`), counted per use of an anchor; beyond that the document is refused
+    with one issue and left unexpanded.
     """
     issues: list[ManifestIssue] = []
+    ctx = _Expansion(allowed, MAX_EXPANDED_CHARS if limit is None else limit)
 
     def visit(value: Any, path: Path) -> Any:
         if isinstance(value, str):
             if "$" not in value:
                 return value
             try:
-                return _expand(value, env)[0]
+                return _expand(value, env, ctx=ctx)[0]
             except _Unset as exc:
                 issues.append(
                     located.issue(path, f"environment variable {exc.name} is not set")
+                )
+            except _Denied as exc:
+                issues.append(
+                    located.issue(
+                        path,
+                        f"environment variable {exc.name} is not in the allow-list for manifests"
+                        " from a URL or git (allow_env=... or MODELWIRE_REMOTE_ENV)",
+                    )
                 )
             except ValueError as exc:
                 issues.append(located.issue(path, str(exc)))
@@ -364,5 +441,15 @@ def expand_env(located: Located, env: Mapping[str, str]) -> list[ManifestIssue]:
                 value[i] = visit(item, (*path, i))
         return value
 
-    located.value = visit(located.value, ())
+    try:
+        located.value = visit(located.value, ())
+    except _TooLong:
+        located.value = None  # half expanded: nothing to structure
+        return [
+            located.issue(
+                (),
+                f"${{VAR}} expansion produces more than {ctx.limit} characters"
+                " (an anchor with variables reused many times?); refusing the document",
+            )
+        ]
     return issues
