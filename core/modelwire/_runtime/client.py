@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from decimal import Decimal
 from functools import partial
@@ -208,15 +208,20 @@ class Runtime:
         plugins: Plugins | None = None,
         http_client: httpx.AsyncClient | None = None,
         env: Mapping[str, str] | None = None,
+        allow_env: Iterable[str] | None = None,
+        allow_remote_override: bool = False,
         **kwargs: Any,
     ) -> Runtime:
         """Load manifests (files, dirs, URLs, git, ``builtin:NAME``) and build a runtime.
 
-        ``env`` replaces ``os.environ`` for ``${VAR}`` expansion and API keys.
+        ``env`` replaces ``os.environ`` for ``${VAR}`` expansion and API keys;
+        ``allow_env`` and ``allow_remote_override`` are the policy for manifests
+        from a URL or git (see docs/security.md).
         """
-        return cls(
-            load_manifests(*sources, env=env), plugins=plugins, http_client=http_client, env=env, **kwargs
+        catalog = load_manifests(
+            *sources, env=env, allow_env=allow_env, allow_remote_override=allow_remote_override
         )
+        return cls(catalog, plugins=plugins, http_client=http_client, env=env, **kwargs)
 
     # -- lifecycle ---------------------------------------------------------
     async def __aenter__(self) -> Runtime:
