@@ -55,6 +55,25 @@ def make_limiter(redis_srv: RedisServer, prefix: str) -> Iterator[Callable[..., 
         limiter.close()
 
 
+class FakeClock:
+    """A clock that moves only when told: ``clock.advance(0.3)``. Passed as a
+    limiter's ``clock``, it makes window tests independent of machine speed."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
 @pytest.fixture
 def limiter(make_limiter: Callable[..., RedisLimiter]) -> RedisLimiter:
     return make_limiter()

@@ -17,7 +17,7 @@ import math
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -59,7 +59,10 @@ local function prune(z, h, cutoff)
   end
 end
 
-local function now_us()
+-- ``given``: the caller's clock in microseconds (tests), or -1: the server's.
+local function now_us(given)
+  given = tonumber(given) or -1
+  if given >= 0 then return given end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
@@ -67,7 +70,8 @@ end
 
 # KEYS[1]: sorted set, ticket -> admission time (microseconds, Redis clock)
 # KEYS[2]: hash, ticket -> tokens, and field _sum = their total
-# ARGV: window_us, rpm (-1: none), tpm (-1: none), tokens, ticket, ttl_ms
+# ARGV: window_us, rpm (-1: none), tpm (-1: none), tokens, ticket, ttl_ms,
+# now_us (-1: the server's TIME)
 # Returns {1, 0} admitted, {0, wait_us} not yet, {0, -1} never.
 _ACQUIRE = (
     "if redis.replicate_commands then redis.replicate_commands() end\n"
@@ -78,7 +82,7 @@ local window = tonumber(ARGV[1])
 local rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3])
 local tokens, ticket, ttl = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 if rpm == 0 or (tpm >= 0 and tokens > tpm) then return {0, -1} end
-local now = now_us()
+local now = now_us(ARGV[7])
 prune(z, h, now - window)
 local count = redis.call('ZCARD', z)
 local wait = 0
@@ -122,7 +126,8 @@ return {1, 0}
 """
 )
 
-# KEYS as above; ARGV: window_us, ticket, tokens. Returns 1 if the ticket was
+# KEYS as above; ARGV: window_us, ticket, tokens, now_us (-1: the server's
+# TIME). Returns 1 if the ticket was
 # still in the window (and now counts ``tokens``), else 0.
 _RECONCILE = (
     "if redis.replicate_commands then redis.replicate_commands() end\n"
@@ -130,7 +135,7 @@ _RECONCILE = (
     + """
 local z, h = KEYS[1], KEYS[2]
 local window, ticket, tokens = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-prune(z, h, now_us() - window)
+prune(z, h, now_us(ARGV[4]) - window)
 if not redis.call('ZSCORE', z, ticket) then return 0 end
 local old = tonumber(redis.call('HGET', h, ticket)) or 0
 redis.call('HSET', h, ticket, tokens)
@@ -178,6 +183,9 @@ class RedisLimiter:
     - ``socket_timeout`` / ``socket_connect_timeout``: seconds (5 / 2).
     - ``retries``: reconnect attempts on a connection error (2).
     - ``window``: window length in seconds (60; rpm and tpm count per window).
+    - ``clock``: for tests, a function returning the time in seconds (any
+      origin, never going back) to use instead of the Redis server's
+      ``TIME``; default None, the server's clock, which all processes share.
     - ``client``: a ready ``redis.Redis`` to use instead of ``url`` (left
       open by :meth:`close`).
     - any other keyword goes to ``redis.Redis.from_url`` (``ssl_ca_certs``,
@@ -195,6 +203,7 @@ class RedisLimiter:
         socket_connect_timeout: float | None = 2.0,
         retries: int = 2,
         window: float = WINDOW,
+        clock: Callable[[], float] | None = None,
         client: redis.Redis | None = None,
         **client_options: Any,
     ) -> None:
@@ -211,6 +220,7 @@ class RedisLimiter:
         self._secrets = _secrets(url)
         self._window_us = max(1, round(self.window * 1_000_000))
         self._ttl_ms = math.ceil(self.window * 1000) + TTL_SLACK_MS
+        self._clock = clock
         self._owns_client = client is None
         if client is None:
             try:
@@ -243,6 +253,10 @@ class RedisLimiter:
         base = f"{self.prefix}{{{key}}}"
         return f"{base}:req", f"{base}:tok"
 
+    def _now_us(self) -> int:
+        """The injected clock in microseconds, or -1: the script reads the server's."""
+        return -1 if self._clock is None else max(0, round(self._clock() * 1_000_000))
+
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
@@ -270,6 +284,7 @@ class RedisLimiter:
             tokens,
             ticket,
             self._ttl_ms,
+            self._now_us(),
         )
         with self._translate(f"admit a request for {key!r}"):
             admitted, wait_us = self._acquire(keys=self.keys(key), args=args)
@@ -285,7 +300,7 @@ class RedisLimiter:
         """
         if ticket is None:
             return
-        args = (self._window_us, str(ticket), max(0, int(tokens)))
+        args = (self._window_us, str(ticket), max(0, int(tokens)), self._now_us())
         with self._translate(f"reconcile tokens for {key!r}"):
             self._reconcile(keys=self.keys(key), args=args)
 
