@@ -221,7 +221,7 @@ def test_load_with_injected_faults(server: ReplayServer, tmp_path: Path, closed_
     taken_effects = effects[:taken]
     assert len(results) + len(failures) == 200
     # Exactly the good answers handed out come back, each once, whole.
-    expected_texts = [a.full_text() for a, e in zip(answers[:taken], taken_effects) if e == "good"]
+    expected_texts = [a.full_text() for a, e in zip(answers[:taken], taken_effects, strict=True) if e == "good"]
     assert sorted(results) == sorted(expected_texts + fallback_good[:taken_steady])
     # Every "pass" fault cost exactly one more request, to fragile or steady.
     assert taken + taken_steady == 200 + taken_effects.count("pass")

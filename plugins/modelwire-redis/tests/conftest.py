@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+from fake_clock import FakeClock
 from redis_fixture import RedisServer, redis_server
 
 from modelwire_redis import RedisLimiter
@@ -53,20 +54,6 @@ def make_limiter(redis_srv: RedisServer, prefix: str) -> Iterator[Callable[..., 
     yield make
     for limiter in made:
         limiter.close()
-
-
-class FakeClock:
-    """A clock that moves only when told: ``clock.advance(0.3)``. Passed as a
-    limiter's ``clock``, it makes window tests independent of machine speed."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

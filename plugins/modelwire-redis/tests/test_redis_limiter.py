@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis
 import redis.exceptions
-from conftest import FakeClock
+from fake_clock import FakeClock
 from redis_fixture import RedisServer, free_port, redis_server, require_redis_server
 
 import modelwire
