@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -23,11 +24,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import modelwire
 from modelwire import Plugins
 
 from core_helpers import UPPER, git, run_cli
+
+# Hypothesis: timing must not matter (no deadlines), and CI runs a fixed,
+# derandomised set of examples (set CI to select it; locally examples vary).
+settings.register_profile("dev", deadline=None)
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture(autouse=True)

@@ -152,7 +152,7 @@ def test_check_prints_every_error_and_exits_1(cli: Any, write: Any) -> None:
     path = write(
         "bad.yaml",
         "version: 1\nmodels:\n  a:\n    provider: p\n    limits: {rpm: fast}\n    colour: red\n"
-        "  b: {provider: 5}\n",
+        "  b: {provider: [5]}\n",
     )
     result = cli("check", str(path))
     no_traceback(result)
@@ -162,7 +162,7 @@ def test_check_prints_every_error_and_exits_1(cli: Any, write: Any) -> None:
         f"error: {path}:5: models.a.limits.rpm: expected an integer, got 'fast'",
         f"error: {path}:6: models.a.colour: unknown field 'colour'; allowed: "
         + ", ".join(f.name for f in attrs.fields(Model)),
-        f"error: {path}:7: models.b.provider: expected a string, got 5",
+        f"error: {path}:7: models.b.provider: expected a string, got a list",
     ]
 
 

@@ -68,7 +68,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 CLI_MD = ROOT / "docs" / "cli.md"
 API_MD = ROOT / "docs" / "api.md"
 MKDOCS_YML = ROOT / "mkdocs.yml"
-TIMEOUT = 120
+TIMEOUT = 600  # a safety net, far above the few seconds an example takes (it went over 120 s on a loaded machine)
 # Examples run a few at a time: each is mostly a subprocess starting Python.
 WORKERS = min(4, (os.cpu_count() or 1) + 1)
 

@@ -207,10 +207,11 @@ def test_classes_are_frozen() -> None:
             """\
             version: 1
             models:
-              m: {provider: 7}
+              m: {provider: [7]}
             """,
-            ["m.yaml:3: models.m.provider: expected a string, got 7"],
-            id="int-is-not-a-string",
+            # (an unquoted 7 is the string "7" there: a string field keeps its text)
+            ["m.yaml:3: models.m.provider: expected a string, got a list"],
+            id="list-is-not-a-string",
         ),
         pytest.param(
             """\
@@ -513,7 +514,7 @@ def test_every_error_of_a_file_is_reported_in_line_order() -> None:
 def test_load_manifests_raises_one_error_with_every_issue(write) -> None:
     path = write(
         "bad.yaml",
-        "version: 1\nmodels:\n  a: {provider: p, limits: {rpm: x}}\n  b: {provider: 5}\n",
+        "version: 1\nmodels:\n  a: {provider: p, limits: {rpm: x}}\n  b: {provider: [5]}\n",
     )
     with pytest.raises(ManifestError) as info:
         load_manifests(path)
@@ -524,7 +525,7 @@ def test_load_manifests_raises_one_error_with_every_issue(write) -> None:
         ManifestIssue(
             "expected an integer, got 'x'", file=str(path), path="models.a.limits.rpm", line=3
         ),
-        ManifestIssue("expected a string, got 5", file=str(path), path="models.b.provider", line=4),
+        ManifestIssue("expected a string, got a list", file=str(path), path="models.b.provider", line=4),
     )
     assert str(err) == "\n".join(str(i) for i in err.issues)
 

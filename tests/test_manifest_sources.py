@@ -94,12 +94,12 @@ def test_overridable_sources_may_be_replaced(write) -> None:
 
 
 def test_issues_of_every_file_are_collected(write, tmp_path: Path) -> None:
-    a = write("a.yaml", "version: 1\nmodels: {x: {provider: 1}}\n")
+    a = write("a.yaml", "version: 1\nmodels: {x: {provider: [1]}}\n")
     b = write("b.yaml", "version: 3\n")
     with pytest.raises(ManifestError) as info:
         load_manifests(tmp_path)
     assert issues_of(info.value) == [
-        f"{a}:2: models.x.provider: expected a string, got 1",
+        f"{a}:2: models.x.provider: expected a string, got a list",
         f"{b}:1: version: unsupported manifest version 3; this modelwire reads 1",
     ]
 
@@ -237,11 +237,11 @@ def test_git_cache_is_refreshed(bare_repo) -> None:
 
 @pytest.mark.git
 def test_git_issues_name_the_file_in_the_repository(bare_repo) -> None:
-    bare, _ = bare_repo({"bad.yaml": "version: 1\nmodels:\n  m: {provider: 5}\n"})
+    bare, _ = bare_repo({"bad.yaml": "version: 1\nmodels:\n  m: {provider: [5]}\n"})
     with pytest.raises(ManifestError) as info:
         load_manifests(f"git+{bare}@main#bad.yaml")
     assert issues_of(info.value) == [
-        f"git+{bare}@main#bad.yaml:3: models.m.provider: expected a string, got 5"
+        f"git+{bare}@main#bad.yaml:3: models.m.provider: expected a string, got a list"
     ]
 
 

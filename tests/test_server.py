@@ -32,6 +32,9 @@ from core_helpers import CLEAN_PLUGINS, modelwire_script
 uvicorn = pytest.importorskip("uvicorn")
 
 DONE = {"metadata": {"done": True}}
+#: Every wait in this file is a safety net, far above the expected time (well
+#: under a second each), so a loaded machine slows the tests but never fails them.
+TIMEOUT = 60.0
 
 
 class TestApp(AgentApp):
@@ -83,7 +86,7 @@ def config_text(srv: ReplayServer) -> str:
 
 
 @contextmanager
-def serve(agent: AgentRuntime, graceful: float = 5.0) -> Iterator[tuple[str, Any]]:
+def serve(agent: AgentRuntime, graceful: float = TIMEOUT) -> Iterator[tuple[str, Any]]:
     """Run uvicorn in a thread; yields (base URL, uvicorn.Server)."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(
@@ -92,7 +95,7 @@ def serve(agent: AgentRuntime, graceful: float = 5.0) -> Iterator[tuple[str, Any
     ))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120  # a safety net: starting takes well under a second
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
@@ -101,7 +104,7 @@ def serve(agent: AgentRuntime, graceful: float = 5.0) -> Iterator[tuple[str, Any
         yield f"http://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
-        thread.join(15)
+        thread.join(TIMEOUT)
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[tuple[str | None, Any]]:
@@ -143,7 +146,7 @@ def running(model: ReplayServer, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture
 def client(running: tuple[str, TestApp]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=running[0], timeout=10) as c:
+    with httpx.Client(base_url=running[0], timeout=TIMEOUT) as c:
         yield c
 
 
@@ -223,7 +226,7 @@ def test_a_client_that_disconnects_cancels_the_apps_work(client: httpx.Client, r
         first = next(sse_events(lines))
         assert first[1]["content"] == "tick 0"
     # the response is closed mid-stream: the app's generator is cancelled
-    assert app.cancelled.wait(5)
+    assert app.cancelled.wait(TIMEOUT)
     assert client.get("/health").json()["in_flight"] == 0
 
 
@@ -255,7 +258,7 @@ def test_graceful_shutdown_lets_a_stream_in_flight_finish(model: ReplayServer, t
     cfg.write_text(config_text(model))
     app = TestApp()
     agent = AgentRuntime(cfg, env={}, app=app, install=False)
-    with serve(agent, graceful=10) as (url, server), httpx.Client(base_url=url, timeout=10) as c:
+    with serve(agent) as (url, server), httpx.Client(base_url=url, timeout=TIMEOUT) as c:
         body = {"message": "x", "metadata": {"mode": "slow", "steps": 4, "delay": 0.2}}
         with c.stream("POST", "/invoke", json=body) as resp:
             events = sse_events(resp.iter_lines())
@@ -272,13 +275,18 @@ def test_invoke_overhead_over_the_runtime(model: ReplayServer, tmp_path: Path, c
     cfg = tmp_path / "agentapp.yaml"
     cfg.write_text(config_text(model))
     agent = AgentRuntime(cfg, env={}, app=TestApp(), install=False)
+    # The in-process path gets a runtime of its own, started and closed in the
+    # portal's event loop: sharing the served one would leave connections of
+    # the portal's loop in its pool, closed after that loop ended (an
+    # intermittent "unclosed socket" ResourceWarning in a later test).
+    own = AgentRuntime(cfg, env={}, app=TestApp(), install=False)
     rounds = 200
-    with serve(agent) as (url, _server), httpx.Client(base_url=url, timeout=10) as c:
+    with serve(agent) as (url, _server), httpx.Client(base_url=url, timeout=TIMEOUT) as c:
         portal_cm = anyio.from_thread.start_blocking_portal()
-        with portal_cm as portal:
+        with portal_cm as portal, portal.wrap_async_context_manager(own):
 
             async def direct() -> None:
-                async for _ in agent.models.main.respond("Hi"):
+                async for _ in own.models.main.respond("Hi"):
                     pass
 
             for _ in range(20):  # warm both paths
@@ -331,17 +339,17 @@ def test_modelwire_run_serves_and_stops_gracefully_on_sigterm(model: ReplayServe
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + TIMEOUT
         while True:
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/health", timeout=TIMEOUT).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "modelwire run did not come up"
             time.sleep(0.05)
-        with httpx.Client(base_url=url, timeout=10) as c:
+        with httpx.Client(base_url=url, timeout=TIMEOUT) as c:
             events = invoke(c, {"message": "Hi"})
             assert "".join(d["content"] for _, d in events[:-1]) == "Hello over SSE"
             with c.stream("POST", "/invoke", json={"message": "x", "metadata": {"slow": True}}) as resp:
@@ -352,7 +360,7 @@ def test_modelwire_run_serves_and_stops_gracefully_on_sigterm(model: ReplayServe
         assert [d.get("content") for _, d in got] == ["tick 0", "tick 1", "tick 2", None]
         assert got[-1] == (None, DONE)
         # uvicorn re-raises the signal it caught once it has shut down
-        assert proc.wait(15) in (0, -signal.SIGTERM)
+        assert proc.wait(TIMEOUT) in (0, -signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -362,7 +370,7 @@ def test_modelwire_run_serves_and_stops_gracefully_on_sigterm(model: ReplayServe
 def test_modelwire_run_reports_a_bad_config_without_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "agentapp.yaml").write_text("app: nocolon\nmodels: {m: {provider: openai}}\n")
     proc = subprocess.run(
-        [modelwire_script(), "run", str(tmp_path), "--no-platform"], capture_output=True, text=True, timeout=60,
+        [modelwire_script(), "run", str(tmp_path), "--no-platform"], capture_output=True, text=True, timeout=2 * TIMEOUT,
     )
     assert proc.returncode == 1
     assert "agentapp.yaml:1: app: expected `module:Class`, got 'nocolon'" in proc.stderr
@@ -374,7 +382,7 @@ def test_modelwire_run_reports_a_failing_startup_step(tmp_path: Path) -> None:
     (tmp_path / "agentapp.yaml").write_text("app: missing_module:App\n")
     proc = subprocess.run(
         [modelwire_script(), "run", str(tmp_path), "--port", str(free_port()), "--no-platform"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=2 * TIMEOUT,
     )
     assert proc.returncode == 1
     assert "agent startup failed at step 'load app': cannot import app module 'missing_module'" in proc.stderr
@@ -420,7 +428,7 @@ def _example_module() -> Iterator[None]:
 def test_example_app_with_a_stub_mcp_client(model: ReplayServer) -> None:
     env = {"MODEL_BASE_URL": model.url_for("openai")}
     agent = AgentRuntime(EXAMPLE / "agentapp.yaml", env=env, mcp_client_factory=ClockStub, install=False)
-    with serve(agent) as (url, _server), httpx.Client(base_url=url, timeout=10) as c:
+    with serve(agent) as (url, _server), httpx.Client(base_url=url, timeout=TIMEOUT) as c:
         assert c.get("/health").json()["tools"] == ["current_time"]
         events = invoke(c, {"message": "What time is it?", "session_id": "demo"})
     msgs = [d for _, d in events[:-1]]
@@ -432,11 +440,11 @@ def test_example_app_with_a_stub_mcp_client(model: ReplayServer) -> None:
     assert sent["max_tokens"] == 200
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
                 return
         except OSError:
             pass
@@ -469,7 +477,7 @@ def test_example_as_the_readme_runs_it() -> None:
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         wait_port(port, server)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as c:
             events = invoke(c, {"message": "What time is it?"})
         msgs = [d for _, d in events[:-1]]
         assert msgs[0]["name"] == "current_time" and msgs[0]["content"]["result"].endswith("+00:00")
@@ -480,7 +488,7 @@ def test_example_as_the_readme_runs_it() -> None:
             if proc is not None:
                 proc.terminate()
                 try:
-                    proc.communicate(timeout=15)
+                    proc.communicate(timeout=TIMEOUT)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.communicate()
@@ -533,7 +541,7 @@ class Platform:
         self.httpd.server_close()
 
 
-def wait_for(cond: Any, timeout: float = 10) -> None:
+def wait_for(cond: Any, timeout: float = TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < deadline, "timed out"
@@ -558,7 +566,7 @@ def test_platform_heartbeats_and_a_config_update_restarts_gracefully(model: Repl
         cfg = tmp_path / "agentapp.yaml"
         cfg.write_text(platform_config(model, platform.url))
         agent = AgentRuntime(cfg, env={})
-        with serve(agent) as (url, server), httpx.Client(base_url=url, timeout=10) as c:
+        with serve(agent) as (url, server), httpx.Client(base_url=url, timeout=TIMEOUT) as c:
             invoke(c, {"message": "Hi", "session_id": "a"})
             wait_for(lambda: any(h["total_requests"] >= 1 for h in platform.heartbeats))
             beat = platform.heartbeats[-1]
@@ -574,7 +582,7 @@ def test_platform_heartbeats_and_a_config_update_restarts_gracefully(model: Repl
                 new["name"] = "test-agent-v2"
                 platform.config = {"version": "v2", "config": new}
                 # the new runtime takes new requests while this stream is still running on the old one
-                with httpx.Client(base_url=url, timeout=10) as other:
+                with httpx.Client(base_url=url, timeout=TIMEOUT) as other:
                     wait_for(lambda: other.get("/health").json()["app"] == "test-agent-v2")
                 got.extend(events)
             assert [d.get("content") for _, d in got[:-1]] == ["tick 0", "tick 1", "tick 2"]
@@ -600,7 +608,7 @@ def test_platform_down_the_app_keeps_serving_and_the_client_backs_off(model: Rep
     cfg = tmp_path / "agentapp.yaml"
     cfg.write_text(platform_config(model, dead))
     agent = AgentRuntime(cfg, env={}, app=TestApp(), install=False)
-    with serve(agent) as (url, server), httpx.Client(base_url=url, timeout=10) as c:
+    with serve(agent) as (url, server), httpx.Client(base_url=url, timeout=TIMEOUT) as c:
         client = server.config.app.platform["platform"]
         wait_for(lambda: client.failures >= 3)
         assert client.backoff == 0.2  # doubled from 0.05 up to max_backoff
@@ -621,4 +629,4 @@ def test_no_platform_flag_turns_the_client_off(model: ReplayServer, tmp_path: Pa
         assert server.config.app.platform["platform"] is None
     finally:
         server.should_exit = True
-        thread.join(10)
+        thread.join(TIMEOUT)

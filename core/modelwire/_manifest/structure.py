@@ -12,7 +12,7 @@ import difflib
 import os
 import types
 import typing
-from collections.abc import Callable, Collection, Container, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from typing import Any, Literal, Union
 
 import attrs
@@ -80,6 +80,50 @@ def _literal_factory(t: Any) -> Any:
 def _is_union(t: Any) -> bool:
     origin = typing.get_origin(t)
     return origin is Union or origin is types.UnionType
+
+
+_NON_TEXT = (int, float, bool)
+
+
+def _keep_text(value: Any, t: Any, path: tuple[Any, ...], texts: dict[Any, str]) -> Any:
+    """``value`` with each plain scalar that YAML read as a number or boolean
+    put back to its source text where the field (type ``t``) is a string:
+    ``id: 0E0`` is the id ``"0E0"``, not the float 0.0 (yaml.safe_dump writes
+    that string unquoted). Other fields keep the parsed value."""
+    if t is str or (_is_union(t) and str in typing.get_args(t)
+                    and not any(a in _NON_TEXT for a in typing.get_args(t))):
+        if not isinstance(value, str) and path in texts:
+            return texts[path]
+        return value
+    if _is_union(t):
+        members = [m for m in typing.get_args(t) if m is not type(None)]
+        if len(members) != 1:
+            return value
+        t = members[0]
+    origin = typing.get_origin(t) or t
+    args = typing.get_args(t)
+    if isinstance(value, list) and origin in (list, tuple, typing.Sequence, Iterable) and args:
+        return [_keep_text(v, args[0], (*path, i), texts) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        if origin in (dict, Mapping) and len(args) == 2:
+            return {k: _keep_text(v, args[1], (*path, k), texts) for k, v in value.items()}
+        if isinstance(t, type) and attrs.has(t):
+            hints = _field_types(t)
+            return {k: _keep_text(v, hints[k], (*path, k), texts) if k in hints else v for k, v in value.items()}
+    return value
+
+
+_FIELD_TYPES: dict[type, dict[str, Any]] = {}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    if cls not in _FIELD_TYPES:
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:  # an unresolvable annotation: keep the parsed values
+            hints = {}
+        _FIELD_TYPES[cls] = {f.name: hints[f.name] for f in attrs.fields(cls) if f.name in hints}
+    return _FIELD_TYPES[cls]
 
 
 def _make_converter() -> cattrs.Converter:
@@ -319,7 +363,7 @@ def _structure(
     found: list[ManifestIssue] = []
     manifest: Manifest | None = None
     try:
-        manifest = converter().structure(value, Manifest)
+        manifest = converter().structure(_keep_text(value, Manifest, (), doc.texts), Manifest)
     except Exception as exc:
         found.extend(issues_from(exc, (), doc))
     else:

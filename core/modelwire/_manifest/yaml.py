@@ -68,10 +68,15 @@ def format_path(path: Path) -> str:
 class Located:
     """A document's plain value plus the line of each path in it."""
 
-    def __init__(self, value: Any, lines: dict[Path, int], file: str | None) -> None:
+    def __init__(
+        self, value: Any, lines: dict[Path, int], file: str | None, texts: dict[Path, str] | None = None
+    ) -> None:
         self.value = value
         self.lines = lines
         self.file = file
+        #: The source text of each plain scalar that YAML read as a number or
+        #: boolean (``0E0``, ``12``, ``yes``): a string field keeps what was written.
+        self.texts: dict[Path, str] = texts if texts is not None else {}
 
     def line_of(self, path: Path) -> int | None:
         """The line of ``path``, or of its nearest ancestor that has one."""
@@ -139,8 +144,9 @@ def read_yaml(text: str | bytes, file: str | None = None) -> tuple[Located | Non
     if node is None:
         return None, [ManifestIssue("the document is empty", file=file)]
     lines: dict[Path, int] = {}
+    budget = _Budget()
     try:
-        value = _walk(loader, node, (), lines, _Budget(), 0)
+        value = _walk(loader, node, (), lines, budget, 0)
     except _TooBig as exc:
         return None, [ManifestIssue(str(exc), file=file, line=node.start_mark.line + 1)]
     except RecursionError:  # merge keys chained through thousands of anchors
@@ -154,7 +160,7 @@ def read_yaml(text: str | bytes, file: str | None = None) -> tuple[Located | Non
     except yaml.MarkedYAMLError as exc:
         return None, [_yaml_issue(exc, file)]
     lines.setdefault((), node.start_mark.line + 1)
-    return Located(value, lines, file), []
+    return Located(value, lines, file, budget.texts), []
 
 
 _SURROGATE_PAIR = re.compile(
@@ -206,6 +212,7 @@ class _Budget:
         self.left = MAX_NODES
         self.merged: dict[int, int] = {}  # id(mapping node) -> keys once flattened
         self.explicit: dict[int, int] = {}  # id(mapping node) -> keys written in it
+        self.texts: dict[Path, str] = {}  # path -> source of a plain number or boolean
 
 
 def _walk(loader: Any, node: Any, path: Path, lines: dict[Path, int], budget: _Budget, depth: int) -> Any:
@@ -261,7 +268,10 @@ def _walk(loader: Any, node: Any, path: Path, lines: dict[Path, int], budget: _B
             _walk(loader, item, (*path, i), lines, budget, depth + 1)
             for i, item in enumerate(node.value)
         ]
-    return _construct(loader, node)
+    value = _construct(loader, node)
+    if isinstance(value, (int, float)):  # bool is an int; quoted scalars are strings
+        budget.texts[path] = node.value
+    return value
 
 
 def _construct(loader: Any, node: Any) -> Any:

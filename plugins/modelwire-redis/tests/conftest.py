@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+from fake_clock import FakeClock
 from redis_fixture import RedisServer, redis_server
 
 from modelwire_redis import RedisLimiter
@@ -53,6 +54,11 @@ def make_limiter(redis_srv: RedisServer, prefix: str) -> Iterator[Callable[..., 
     yield make
     for limiter in made:
         limiter.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ class RedisServer:
         auth = f":{password}@" if password else ""
         self.url = f"redis://{auth}127.0.0.1:{port}/0"
 
-    def ping(self, timeout: float = 0.5) -> bool:
+    def ping(self, timeout: float = 5.0) -> bool:
         """True when the server answers (``-NOAUTH`` counts: it is up)."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
@@ -75,15 +75,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(timeout=5)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=5)
+            proc.wait(timeout=30)
 
 
 @contextmanager
 def redis_server(
-    *extra_args: str, password: str | None = None, startup_timeout: float = 10.0
+    *extra_args: str, password: str | None = None, startup_timeout: float = 60.0
 ) -> Iterator[RedisServer]:
     """Run a throwaway redis-server on a free loopback port for the block."""
     binary = require_redis_server()

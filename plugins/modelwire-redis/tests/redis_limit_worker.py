@@ -30,7 +30,7 @@ def main() -> None:
     ) as control:
         limiter.try_acquire(f"warmup-{cfg['seed']}", rpm=None, tpm=None, tokens=0)
         control.rpush(cfg["ready"], cfg["seed"])
-        if control.blpop([cfg["start"]], timeout=60) is None:
+        if control.blpop([cfg["start"]], timeout=300) is None:
             raise SystemExit("no start signal")
         for tokens in sizes:
             got = limiter.try_acquire(cfg["key"], rpm=cfg["rpm"], tpm=cfg["tpm"], tokens=tokens)

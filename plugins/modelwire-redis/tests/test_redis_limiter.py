@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import redis
 import redis.exceptions
+from fake_clock import FakeClock
 from redis_fixture import RedisServer, free_port, redis_server, require_redis_server
 
 import modelwire
@@ -36,6 +37,15 @@ SECRET = "s3cret-Passw0rd-xyz"
 MakeLimiter = Callable[..., RedisLimiter]
 
 
+def assert_waits_out_the_window(refused: Any, since: float, window: float = 60.0) -> None:
+    """``refused`` waits for an entry admitted after ``since`` (time.monotonic())
+    to leave the window: at most ``window`` seconds, at least what is left of
+    it however slowly the test ran (the server's clock, hence the slack)."""
+    assert not refused.admitted
+    left = window - (time.monotonic() - since)
+    assert left - 0.5 < refused.retry_after <= window
+
+
 def window_state(raw: redis.Redis, limiter: RedisLimiter, key: str) -> tuple[int, int, dict[str, str]]:
     """(entries in the window, running token sum, ticket -> tokens) as stored."""
     zkey, hkey = limiter.keys(key)
@@ -48,6 +58,7 @@ def window_state(raw: redis.Redis, limiter: RedisLimiter, key: str) -> tuple[int
 
 
 def test_admits_exactly_rpm_then_rejects(limiter: RedisLimiter, raw: redis.Redis) -> None:
+    since = time.monotonic()
     tickets = [limiter.try_acquire("m", rpm=5, tpm=None, tokens=10) for _ in range(5)]
     assert all(t.admitted for t in tickets)
     assert len({t.ticket for t in tickets}) == 5
@@ -55,26 +66,29 @@ def test_admits_exactly_rpm_then_rejects(limiter: RedisLimiter, raw: redis.Redis
     assert not refused.admitted
     assert refused.ticket is None
     # the oldest of the five leaves the 60 s window in just under a minute
-    assert 55.0 < refused.retry_after <= 60.0
+    assert_waits_out_the_window(refused, since)
     assert window_state(raw, limiter, "m")[:2] == (5, 50)
     # another key has its own window
     assert limiter.try_acquire("other", rpm=5, tpm=None, tokens=10).admitted
 
 
-def test_retry_after_is_when_capacity_frees(make_limiter: MakeLimiter) -> None:
-    limiter = make_limiter(window=1.0)
+def test_retry_after_is_when_capacity_frees(make_limiter: MakeLimiter, clock: FakeClock) -> None:
+    limiter = make_limiter(window=1.0, clock=clock)
     assert limiter.try_acquire("m", rpm=2, tpm=None, tokens=1).admitted
-    time.sleep(0.3)
+    clock.advance(0.3)
     assert limiter.try_acquire("m", rpm=2, tpm=None, tokens=1).admitted
     refused = limiter.try_acquire("m", rpm=2, tpm=None, tokens=1)
     assert not refused.admitted
-    assert 0.0 < refused.retry_after <= 0.7 + 0.01
+    assert refused.retry_after == pytest.approx(0.7, abs=1e-6)
+    # a moment short of that is not enough
+    clock.advance(refused.retry_after - 0.001)
+    assert not limiter.try_acquire("m", rpm=2, tpm=None, tokens=1).admitted
     # waiting exactly that long is enough: the first entry has left
-    time.sleep(refused.retry_after)
+    clock.advance(0.001)
     assert limiter.try_acquire("m", rpm=2, tpm=None, tokens=1).admitted
     again = limiter.try_acquire("m", rpm=2, tpm=None, tokens=1)
     assert not again.admitted
-    assert 0.0 < again.retry_after <= 0.3 + 0.01
+    assert again.retry_after == pytest.approx(0.3, abs=1e-6)
 
 
 def test_rpm_zero_never_admits(limiter: RedisLimiter) -> None:
@@ -95,10 +109,10 @@ def test_instances_with_one_prefix_share_a_window(make_limiter: MakeLimiter, pre
 
 
 def test_tpm_accounting(limiter: RedisLimiter, raw: redis.Redis) -> None:
+    since = time.monotonic()
     assert limiter.try_acquire("m", rpm=None, tpm=100, tokens=60).admitted
     refused = limiter.try_acquire("m", rpm=None, tpm=100, tokens=50)
-    assert not refused.admitted
-    assert 55.0 < refused.retry_after <= 60.0
+    assert_waits_out_the_window(refused, since)
     assert limiter.try_acquire("m", rpm=None, tpm=100, tokens=40).admitted
     assert not limiter.try_acquire("m", rpm=None, tpm=100, tokens=1).admitted
     # a request that costs nothing still fits a full window
@@ -115,18 +129,19 @@ def test_request_larger_than_tpm_never_fits(limiter: RedisLimiter, raw: redis.Re
     assert limiter.try_acquire("m", rpm=None, tpm=100, tokens=100).admitted
 
 
-def test_tpm_retry_after_waits_for_enough_tokens(make_limiter: MakeLimiter) -> None:
-    limiter = make_limiter(window=1.0)
+def test_tpm_retry_after_waits_for_enough_tokens(make_limiter: MakeLimiter, clock: FakeClock) -> None:
+    limiter = make_limiter(window=1.0, clock=clock)
     assert limiter.try_acquire("m", rpm=None, tpm=100, tokens=50).admitted
-    time.sleep(0.3)
+    clock.advance(0.3)
     assert limiter.try_acquire("m", rpm=None, tpm=100, tokens=50).admitted
     # 40 tokens fit once the first entry leaves; 60 need the second gone too
     small = limiter.try_acquire("m", rpm=None, tpm=100, tokens=40)
     large = limiter.try_acquire("m", rpm=None, tpm=100, tokens=60)
     assert not small.admitted and not large.admitted
-    assert 0.0 < small.retry_after <= 0.7 + 0.01
-    assert small.retry_after < large.retry_after <= 1.0
-    time.sleep(small.retry_after)
+    assert small.retry_after == pytest.approx(0.7, abs=1e-6)
+    assert large.retry_after == pytest.approx(1.0, abs=1e-6)
+    clock.advance(small.retry_after)
+    assert not limiter.try_acquire("m", rpm=None, tpm=100, tokens=60).admitted
     assert limiter.try_acquire("m", rpm=None, tpm=100, tokens=40).admitted
 
 
@@ -139,32 +154,36 @@ def test_rpm_and_tpm_together(limiter: RedisLimiter) -> None:
     assert limiter.try_acquire("n", rpm=2, tpm=1000, tokens=10).admitted
 
 
-def test_expired_entries_are_pruned_in_bulk(make_limiter: MakeLimiter, raw: redis.Redis) -> None:
+def test_expired_entries_are_pruned_in_bulk(make_limiter: MakeLimiter, raw: redis.Redis, clock: FakeClock) -> None:
     # more expired entries than one prune chunk (500) and one tpm page (200)
-    limiter = make_limiter(window=0.5)
+    limiter = make_limiter(window=0.5, clock=clock)
     for _ in range(1200):
         assert limiter.try_acquire("m", rpm=None, tpm=None, tokens=3).admitted
     assert window_state(raw, limiter, "m")[:2] == (1200, 3600)
-    time.sleep(0.55)
+    clock.advance(0.5)
     assert limiter.try_acquire("m", rpm=1, tpm=5, tokens=5).admitted
     count, total, tokens = window_state(raw, limiter, "m")
     assert (count, total) == (1, 5)
     assert list(tokens.values()) == ["5"]
 
 
-def test_tpm_scan_walks_many_entries(limiter: RedisLimiter) -> None:
+def test_tpm_scan_walks_many_entries(make_limiter: MakeLimiter, clock: FakeClock) -> None:
     # the blocking entry is deep in the window: past the first 200-entry page
+    limiter = make_limiter(clock=clock)
     for _ in range(450):
         assert limiter.try_acquire("m", rpm=None, tpm=450, tokens=1).admitted
+        clock.advance(0.01)
+    # 300 tokens fit once the 300th entry (admitted at 2.99 s) has left
     refused = limiter.try_acquire("m", rpm=None, tpm=450, tokens=300)
     assert not refused.admitted
-    assert 55.0 < refused.retry_after <= 60.0
+    assert refused.retry_after == pytest.approx(60.0 + 2.99 - 4.5, abs=1e-5)
 
 
 # --------------------------------------------------------------------------- reconcile
 
 
 def test_reconcile_lowers_and_raises_usage(limiter: RedisLimiter, raw: redis.Redis) -> None:
+    since = time.monotonic()
     first = limiter.try_acquire("m", rpm=None, tpm=100, tokens=80)
     assert first.admitted
     assert not limiter.try_acquire("m", rpm=None, tpm=100, tokens=30).admitted
@@ -181,8 +200,7 @@ def test_reconcile_lowers_and_raises_usage(limiter: RedisLimiter, raw: redis.Red
     assert (count, total) == (3, 115)
     assert tokens[first.ticket] == "20" and tokens[second.ticket] == "45"
     refused = limiter.try_acquire("m", rpm=None, tpm=100, tokens=0)
-    assert not refused.admitted
-    assert 55.0 < refused.retry_after <= 60.0
+    assert_waits_out_the_window(refused, since)
 
 
 def test_reconcile_unknown_or_missing_ticket_is_a_noop(limiter: RedisLimiter, raw: redis.Redis) -> None:
@@ -194,11 +212,11 @@ def test_reconcile_unknown_or_missing_ticket_is_a_noop(limiter: RedisLimiter, ra
     assert raw.exists(*limiter.keys("unused-key")) == 0
 
 
-def test_reconcile_after_the_window_is_a_noop(make_limiter: MakeLimiter, raw: redis.Redis) -> None:
-    limiter = make_limiter(window=0.2)
+def test_reconcile_after_the_window_is_a_noop(make_limiter: MakeLimiter, raw: redis.Redis, clock: FakeClock) -> None:
+    limiter = make_limiter(window=0.2, clock=clock)
     got = limiter.try_acquire("m", rpm=None, tpm=100, tokens=10)
     assert got.admitted
-    time.sleep(0.25)
+    clock.advance(0.2)
     limiter.reconcile("m", got.ticket, 99)
     # the expired entry was pruned, and not brought back
     assert window_state(raw, limiter, "m") == (0, 0, {})
@@ -220,7 +238,8 @@ def test_keys_get_a_ttl_and_expire_when_idle(make_limiter: MakeLimiter, raw: red
     assert short.try_acquire("idle", rpm=10, tpm=100, tokens=5).admitted
     keys = short.keys("idle")
     assert all(0 < raw.pttl(k) <= 1200 for k in keys)
-    deadline = time.monotonic() + 5
+    # Redis expires them on its own clock: poll, with a deadline far above the 1.2 s
+    deadline = time.monotonic() + 60
     while raw.exists(*keys) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert raw.exists(*keys) == 0
@@ -350,13 +369,13 @@ def hammer(
             )
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while raw.llen(ready) < processes:
             assert time.monotonic() < deadline, "workers did not get ready"
             assert all(p.poll() is None for p in procs), "a worker died before the start"
             time.sleep(0.01)
         raw.rpush(start, *range(processes))  # all go at once
-        outputs = [p.communicate(timeout=60) for p in procs]
+        outputs = [p.communicate(timeout=300) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
@@ -453,16 +472,27 @@ async def test_acquire_waits_for_the_shared_window(
 ) -> None:
     import anyio
 
-    with RedisLimiter(redis_srv.url, prefix=prefix, window=0.4) as limiter:
-        limits = Limits("gpt", rpm=1, tpm=None, mode="wait", wait_timeout=5.0)
+    window = 0.5
+    with RedisLimiter(redis_srv.url, prefix=prefix, window=window) as limiter:
+        # The wait is real (the server's clock), the timeout only a safety net.
+        limits = Limits("gpt", rpm=1, tpm=None, mode="wait", wait_timeout=60.0)
+        before_first = anyio.current_time()
         assert await acquire(limiter, limits, 1, context={}) is not None
+        assert await acquire(limiter, limits, 1, context={}) is not None
+        # the second waited for the first to leave the window, however slow the
+        # machine (a little slack: Redis's clock is not this process's)
+        assert anyio.current_time() - before_first >= window - 0.05
+    with RedisLimiter(redis_srv.url, prefix=prefix) as limiter:
+        # a timeout shorter than the wait rejects at once (a 60 s window
+        # cannot free up within this test)
+        limits = Limits("gpt-60", rpm=1, tpm=None, mode="reject", wait_timeout=None)
+        assert await acquire(limiter, limits, 1, context={}) is not None
+        short = Limits("gpt-60", rpm=1, tpm=None, mode="wait", wait_timeout=1.0)
         started = anyio.current_time()
-        assert await acquire(limiter, limits, 1, context={}) is not None
-        assert anyio.current_time() - started > 0.2
-        # a timeout shorter than the wait rejects at once
-        short = Limits("gpt", rpm=1, tpm=None, mode="wait", wait_timeout=0.05)
-        with pytest.raises(modelwire.RateLimitError):
+        with pytest.raises(modelwire.RateLimitError) as info:
             await acquire(limiter, short, 1, context={})
+        assert info.value.code == "LOCAL_RATE_LIMIT"
+        assert anyio.current_time() - started < 30.0  # did not wait it out
 
 
 @pytest.mark.anyio

@@ -30,7 +30,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -86,7 +86,10 @@ local function prune(z, h, cutoff)
   end
 end
 
-local function now_us()
+-- ``given``: the caller's clock in microseconds (tests), or -1: the server's.
+local function now_us(given)
+  given = tonumber(given) or -1
+  if given >= 0 then return given end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
@@ -94,7 +97,8 @@ end
 
 # KEYS[1]: sorted set, ticket -> admission time (microseconds, Redis clock)
 # KEYS[2]: hash, ticket -> tokens, and field _sum = their total
-# ARGV: window_us, rpm (-1: none), tpm (-1: none), tokens, ticket, ttl_ms
+# ARGV: window_us, rpm (-1: none), tpm (-1: none), tokens, ticket, ttl_ms,
+# now_us (-1: the server's TIME)
 # Returns {1, 0} admitted, {0, wait_us} not yet, {0, -1} never.
 _ACQUIRE = (
     "if redis.replicate_commands then redis.replicate_commands() end\n"
@@ -105,7 +109,7 @@ local window = tonumber(ARGV[1])
 local rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3])
 local tokens, ticket, ttl = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 if rpm == 0 or (tpm >= 0 and tokens > tpm) then return {0, -1} end
-local now = now_us()
+local now = now_us(ARGV[7])
 prune(z, h, now - window)
 local count = redis.call('ZCARD', z)
 local wait = 0
@@ -149,7 +153,8 @@ return {1, 0}
 """
 )
 
-# KEYS as above; ARGV: window_us, ticket, tokens. Returns 1 if the ticket was
+# KEYS as above; ARGV: window_us, ticket, tokens, now_us (-1: the server's
+# TIME). Returns 1 if the ticket was
 # still in the window (and now counts ``tokens``), else 0.
 _RECONCILE = (
     "if redis.replicate_commands then redis.replicate_commands() end\n"
@@ -157,7 +162,7 @@ _RECONCILE = (
     + """
 local z, h = KEYS[1], KEYS[2]
 local window, ticket, tokens = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-prune(z, h, now_us() - window)
+prune(z, h, now_us(ARGV[4]) - window)
 if not redis.call('ZSCORE', z, ticket) then return 0 end
 local old = tonumber(redis.call('HGET', h, ticket)) or 0
 redis.call('HSET', h, ticket, tokens)
@@ -236,6 +241,9 @@ class RedisLimiter:
       circuit breaker off). After it, one call probes Redis while the others
       still follow ``on_unavailable``.
     - ``window``: window length in seconds (60; rpm and tpm count per window).
+    - ``clock``: for tests, a function returning the time in seconds (any
+      origin, never going back) to use instead of the Redis server's
+      ``TIME``; default None, the server's clock, which all processes share.
     - ``client``: a ready ``redis.Redis`` to use instead of ``url`` (left
       open by :meth:`close`).
     - any other keyword goes to ``redis.Redis.from_url`` (``ssl_ca_certs``,
@@ -253,6 +261,7 @@ class RedisLimiter:
         on_unavailable: str = "reject",
         cooldown: float = 5.0,
         window: float = WINDOW,
+        clock: Callable[[], float] | None = None,
         client: redis.Redis | None = None,
         **client_options: Any,
     ) -> None:
@@ -291,6 +300,7 @@ class RedisLimiter:
         self._secrets = _secrets(url)
         self._window_us = max(1, round(self.window * 1_000_000))
         self._ttl_ms = math.ceil(self.window * 1000) + TTL_SLACK_MS
+        self._clock = clock
         self._owns_client = client is None
         if client is None:
             try:
@@ -409,6 +419,10 @@ class RedisLimiter:
         base = f"{self.prefix}{{{key}}}"
         return f"{base}:req", f"{base}:tok"
 
+    def _now_us(self) -> int:
+        """The injected clock in microseconds, or -1: the script reads the server's."""
+        return -1 if self._clock is None else max(0, round(self._clock() * 1_000_000))
+
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
@@ -436,6 +450,7 @@ class RedisLimiter:
             tokens,
             ticket,
             self._ttl_ms,
+            self._now_us(),
         )
         if self._skip_redis():
             return self._unavailable(key, rpm, tpm, tokens, None)
@@ -465,7 +480,7 @@ class RedisLimiter:
             return
         if self._skip_redis():
             return
-        args = (self._window_us, str(ticket), max(0, int(tokens)))
+        args = (self._window_us, str(ticket), max(0, int(tokens)), self._now_us())
         try:
             with self._translate(f"reconcile tokens for {key!r}"):
                 self._reconcile(keys=self.keys(key), args=args)
