@@ -68,6 +68,7 @@ def modelwire_runner(fmt: str) -> Runner:
                 if type(ev) is TextDelta:
                     produced.append(ev.text)
                 emitted += 1
+            exchange.raise_error()
         for ev in exchange.close():
             if type(ev) is TextDelta:
                 produced.append(ev.text)

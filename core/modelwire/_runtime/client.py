@@ -514,9 +514,11 @@ class Runtime:
                                 continue
                             for ev in exchange.feed(chunk):
                                 yield ev
+                            exchange.raise_error()
                             deadline.check(context)
                     for ev in exchange.close():
                         yield ev
+                    exchange.raise_error()
                     usage = settle(exchange.tally, plan_.spec, prompt_tokens, tokenizer)
                     if usage is not None:
                         self.totals.add(usage)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._errors import LimitExceededError, NetworkError
+from .._errors import LimitExceededError, ModelError, NetworkError
 from .._events import Done, Event, TextDelta, ToolCallDelta, Usage
 from .._frames import Parser
 from .mapping import EventMapper, Rule
@@ -74,7 +74,8 @@ class Exchange:
     """Bytes of one response in, unified events out; :attr:`stopped` once the end marker came."""
 
     __slots__ = (
-        "content_type", "context", "emitted", "mapper", "max_bytes", "max_events", "parser", "received", "tally",
+        "content_type", "context", "emitted", "error", "mapper", "max_bytes", "max_events", "parser", "received",
+        "tally",
     )
 
     def __init__(
@@ -99,6 +100,15 @@ class Exchange:
         self.emitted = 0
         #: the response's Content-Type, named when the stream ends early
         self.content_type = content_type
+        #: a failure met in the middle of a chunk, raised by :meth:`raise_error`
+        #: once the events before it were passed on (text before an in-stream
+        #: error still reaches the caller, as it would have byte by byte)
+        self.error: ModelError | None = None
+
+    def raise_error(self) -> None:
+        """Raise the failure :meth:`feed` or :meth:`close` met, if any (call after passing their events on)."""
+        if self.error is not None:
+            raise self.error
 
     @property
     def stopped(self) -> bool:
@@ -106,7 +116,11 @@ class Exchange:
         return self.mapper.stopped
 
     def feed(self, data: bytes) -> list[Event]:
-        """Events for a chunk of the body (Usage is held back in :attr:`tally`; Done is dropped)."""
+        """Events for a chunk of the body (Usage is held back in :attr:`tally`; Done is dropped).
+
+        A parse or in-stream error inside the chunk ends the list early and is
+        kept in :attr:`error`: pass the events on, then call :meth:`raise_error`.
+        """
         self.received += len(data)
         if self.max_bytes is not None and self.received > self.max_bytes:
             raise LimitExceededError(
@@ -115,13 +129,17 @@ class Exchange:
             )
         out: list[Event] = []
         mapper, take = self.mapper, self.tally.take
-        for frame in self.parser.feed(data):
-            out.extend(take(mapper.feed(frame)))
-            if mapper.stopped:
-                break
+        try:
+            for frame in self.parser.feed(data):
+                out.extend(take(mapper.feed(frame)))
+                if mapper.stopped:
+                    break
+        except ModelError as exc:
+            self.error = exc
+            return out
         self.emitted += len(out)
         if self.max_events is not None and self.emitted > self.max_events:
-            raise LimitExceededError(
+            self.error = LimitExceededError(
                 f"the response passed its budget of {self.max_events} events; stopped reading",
                 code="STREAM_TOO_LARGE", **self.context,
             )
@@ -132,10 +150,14 @@ class Exchange:
         out: list[Event] = []
         mapper = self.mapper
         if not mapper.stopped:
-            for frame in self.parser.close():
-                out.extend(self.tally.take(mapper.feed(frame)))
-                if mapper.stopped:
-                    break
+            try:
+                for frame in self.parser.close():
+                    out.extend(self.tally.take(mapper.feed(frame)))
+                    if mapper.stopped:
+                        break
+            except ModelError as exc:
+                self.error = exc
+                return out
         if mapper.has_end_marker and not mapper.stopped:
             what = "an empty body" if self.received == 0 else f"{self.received} bytes"
             if self.content_type:
