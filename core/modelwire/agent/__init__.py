@@ -7,12 +7,13 @@ app is created, not here.
 
 from __future__ import annotations
 
-from ._app import AgentApp, AgentRuntime, AgentStartupError, get_agent_runtime
+from ._app import AgentApp, AgentRuntime, AgentStartupError, SessionOwnerError, get_agent_runtime
 from ._config import (
     AgentAppConfig,
     MCPServerSpec,
     ModelConfig,
     PlatformSettings,
+    ServerSettings,
     SessionSettings,
     load_agentapp_config,
     parse_agentapp_config,
@@ -20,7 +21,7 @@ from ._config import (
 )
 from ._models import ModelHandle, ModelRegistry
 from ._platform import PlatformClient
-from ._server import create_asgi_app, parse_invoke_body
+from ._server import create_asgi_app, parse_invoke_body, resolve_api_keys, uvicorn_options
 from ._sessions import InMemorySessionStore, Msg, SessionContext, SessionStore
 
 __all__ = [
@@ -36,7 +37,9 @@ __all__ = [
     "Msg",
     "PlatformClient",
     "PlatformSettings",
+    "ServerSettings",
     "SessionContext",
+    "SessionOwnerError",
     "SessionSettings",
     "SessionStore",
     "create_asgi_app",
@@ -45,4 +48,6 @@ __all__ = [
     "parse_agentapp_config",
     "parse_invoke_body",
     "provider_aliases",
+    "resolve_api_keys",
+    "uvicorn_options",
 ]

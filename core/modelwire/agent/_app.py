@@ -21,6 +21,7 @@ accessor reset. A failure at any step shuts down what was started and raises
 from __future__ import annotations
 
 import abc
+import hmac
 import importlib
 import os
 import sys
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._errors import InternalError, ModelError
+from .._errors import InternalError, InvalidRequestError, ModelError
 from ._config import AgentAppConfig, load_agentapp_config
 from ._models import ModelHandle, ModelRegistry, build_catalog
 from ._sessions import InMemorySessionStore, Msg, SessionContext, SessionStore
@@ -44,6 +45,7 @@ __all__ = [
     "AgentApp",
     "AgentRuntime",
     "AgentStartupError",
+    "SessionOwnerError",
     "get_agent_runtime",
 ]
 
@@ -68,6 +70,16 @@ class AgentApp(abc.ABC):
 
     async def on_shutdown(self) -> None:  # noqa: B027 - optional hook
         """Called once, first thing at shutdown."""
+
+
+class SessionOwnerError(InvalidRequestError):
+    """A session id that belongs to another API token (answered 404, as if it did not exist)."""
+
+    default_code = "SESSION_NOT_FOUND"
+
+
+#: the key under which a session's owner (a hash of its token) is stored with its state
+OWNER_KEY = "__modelwire_owner__"
 
 
 class AgentStartupError(InternalError):
@@ -377,16 +389,38 @@ class AgentRuntime:
         self._app_started = True
 
     # -- one request ----------------------------------------------------------
+    async def session_owner_ok(self, session_id: str, owner: str | None) -> bool:
+        """False when ``session_id`` exists and belongs to another owner (a token hash)."""
+        if owner is None:
+            return True
+        state = await self.sessions.load(session_id)
+        stored = state.get(OWNER_KEY)
+        return stored is None or (isinstance(stored, str) and hmac.compare_digest(stored, owner))
+
     async def invoke(
-        self, msg: Msg | str, session_id: str | None = None, metadata: Mapping[str, Any] | None = None
+        self, msg: Msg | str, session_id: str | None = None, metadata: Mapping[str, Any] | None = None,
+        *, owner: str | None = None,
     ) -> AsyncIterator[Msg]:
-        """Run the app on one message in a session; the session's state is saved at the end."""
+        """Run the app on one message in a session; the session's state is saved at the end.
+
+        With ``owner`` (the server passes a hash of the caller's token) the
+        session is tied to it: a session another owner created raises
+        :class:`SessionOwnerError`. The owner is kept with the session's
+        state but is not shown to the app.
+        """
         from contextlib import aclosing
 
         message = Msg(msg, role="user") if isinstance(msg, str) else msg
         sid = session_id or uuid.uuid4().hex
         sessions = self.sessions
-        ctx = SessionContext(sid, dict(metadata or {}), await sessions.load(sid))
+        state = await sessions.load(sid)
+        stored = state.pop(OWNER_KEY, None)
+        if owner is not None and stored is not None and not (
+            isinstance(stored, str) and hmac.compare_digest(stored, owner)
+        ):
+            raise SessionOwnerError("no such session", code="SESSION_NOT_FOUND")
+        keep = stored if stored is not None else owner
+        ctx = SessionContext(sid, dict(metadata or {}), state)
         try:
             async with aclosing(self.app(message, ctx)) as out:  # type: ignore[type-var]
                 async for item in out:
@@ -395,7 +429,11 @@ class AgentRuntime:
             import anyio
 
             with anyio.CancelScope(shield=True):
-                await sessions.save(sid, ctx.state)
+                saved = dict(ctx.state)
+                saved.pop(OWNER_KEY, None)
+                if keep is not None:
+                    saved[OWNER_KEY] = keep
+                await sessions.save(sid, saved)
 
 
 @attrs.frozen

@@ -27,7 +27,9 @@ __all__ = [
     "ModelConfig",
     "PlatformSettings",
     "ProviderAlias",
+    "ServerSettings",
     "SessionSettings",
+    "is_loopback_url",
     "load_agentapp_config",
     "parse_agentapp_config",
     "provider_aliases",
@@ -104,6 +106,34 @@ class PlatformSettings:
 
 
 @attrs.frozen
+class ServerSettings:
+    """The HTTP server: authentication, request limits, connection limits."""
+
+    api_keys_env: str | None = attrs.field(default=None, metadata=doc("name of an env var holding comma-separated bearer tokens (besides MODELWIRE_API_KEYS)"))
+    max_body_bytes: int = attrs.field(default=2**20, metadata=doc("largest /invoke body in bytes (413 above)"))
+    max_json_depth: int = attrs.field(default=32, metadata=doc("deepest nesting of arrays/objects in an /invoke body (400 above)"))
+    max_session_id_length: int = attrs.field(default=128, metadata=doc("longest session_id (characters A-Z a-z 0-9 . _ : -)"))
+    client_roles: list[str] = attrs.field(factory=lambda: ["user"], metadata=doc("message roles clients may send (default: user only)"))
+    limit_concurrency: int | None = attrs.field(default=1000, metadata=doc("connections + requests at most; more are answered 503"))
+    timeout_keep_alive: float = attrs.field(default=5.0, metadata=doc("seconds an idle keep-alive connection is kept"))
+    h11_max_incomplete_event_size: int = attrs.field(default=16 * 1024, metadata=doc("largest request line + headers in bytes"))
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url``'s host is a loopback name or address."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@attrs.frozen
 class AgentAppConfig:
     """``agentapp.yaml``."""
 
@@ -114,6 +144,7 @@ class AgentAppConfig:
     session: SessionSettings = attrs.field(factory=SessionSettings, metadata=doc("session store settings"))
     manifests: list[str] = attrs.field(factory=list, metadata=doc("extra manifest sources (paths relative to this file)"))
     platform: PlatformSettings | None = attrs.field(default=None, metadata=doc("management platform (off with --no-platform)"))
+    server: ServerSettings = attrs.field(factory=ServerSettings, metadata=doc("HTTP server: auth, limits, client roles"))
     #: the file it came from (None when built in code), and its parsed document
     file: str | None = attrs.field(default=None, metadata=doc("(set by the loader)"))
     doc: Located | None = attrs.field(default=None, eq=False, repr=False, metadata=doc("(set by the loader)"))
@@ -189,6 +220,21 @@ def _check_config(config: AgentAppConfig, doc: Located) -> list[ManifestIssue]:
                     ("models", name, "client_kwargs", key),
                     f"unknown client option {key!r}; allowed: {', '.join(_CLIENT_KWARGS)}",
                 ))
+    if config.platform is not None:
+        url = config.platform.url
+        scheme = url.split(":", 1)[0].lower()
+        if not (scheme == "https" or (scheme == "http" and is_loopback_url(url))):
+            out.append(config.issue(
+                ("platform", "url"), f"the platform URL must be https:// (http:// only on loopback), got {url!r}",
+            ))
+    srv = config.server
+    for key in ("max_body_bytes", "max_json_depth", "max_session_id_length", "h11_max_incomplete_event_size"):
+        if getattr(srv, key) < 1:
+            out.append(config.issue(("server", key), "must be at least 1"))
+    if srv.limit_concurrency is not None and srv.limit_concurrency < 1:
+        out.append(config.issue(("server", "limit_concurrency"), "must be at least 1 (or null)"))
+    if not srv.client_roles:
+        out.append(config.issue(("server", "client_roles"), "allow at least one role"))
     store = config.session.store
     if store != "memory" and ":" not in store:
         out.append(config.issue(("session", "store"), f"expected `memory` or `module:factory`, got {store!r}"))

@@ -2,7 +2,10 @@
 
 A new configuration is applied by a graceful restart of the agent runtime
 (:meth:`Serving.swap`); while the platform is down the client backs off and
-the app keeps serving.
+the app keeps serving. The platform URL must be https:// (plain http:// only
+on loopback), checked for the file's config and every pushed one, because a
+pushed config is expanded against the process environment (``${VAR}``); its
+``platform`` section (url, headers, intervals) applies from then on.
 """
 
 from __future__ import annotations
@@ -97,7 +100,7 @@ class PlatformClient:
             "in_flight": self.serving.stats.in_flight,
             "config_version": self.version,
         }
-        resp = await http.post(self.settings.url.rstrip("/") + "/heartbeat", json=body)
+        resp = await http.post(self.settings.url.rstrip("/") + "/heartbeat", json=body, headers=dict(self.settings.headers))
         resp.raise_for_status()
         self.heartbeats += 1
 
@@ -106,7 +109,9 @@ class PlatformClient:
         params = {"app": agent.config.name if agent.config else "", "instance": self.instance}
         if self.version is not None:
             params["version"] = self.version
-        resp = await http.get(self.settings.url.rstrip("/") + "/config", params=params)
+        resp = await http.get(
+            self.settings.url.rstrip("/") + "/config", params=params, headers=dict(self.settings.headers),
+        )
         if resp.status_code in (204, 304):
             return
         resp.raise_for_status()
@@ -135,6 +140,8 @@ class PlatformClient:
             self.rejected[version] = exc.message
             log.error("modelwire: platform config %s not applied, serving the previous one: %s", version, exc.message)
             return
+        if config.platform is not None:  # the pushed url / headers / intervals apply from now on
+            self.settings = config.platform
         self.version = version
         self.applied.append(version)
         log.info("modelwire: applied platform config %s", version)
@@ -142,10 +149,11 @@ class PlatformClient:
     async def run(self) -> None:
         import httpx
 
-        s = self.settings
         next_beat = next_poll = anyio.current_time()
-        async with httpx.AsyncClient(timeout=s.timeout, headers=dict(s.headers)) as http:
+        async with httpx.AsyncClient(timeout=self.settings.timeout) as http:
             while not self._stop.is_set():
+                s = self.settings  # re-read: a pushed config may change url, headers, intervals
+                http.timeout = httpx.Timeout(s.timeout)
                 now = anyio.current_time()
                 try:
                     if now >= next_beat:

@@ -12,9 +12,13 @@ Starlette and uvicorn are imported here only (``modelwire[agent]``).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
-from collections.abc import Mapping
+import os
+import re
+from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +26,7 @@ import anyio
 
 from .._errors import ModelError
 from ._app import AgentRuntime
+from ._config import AgentAppConfig, ServerSettings
 from ._platform import PlatformClient
 from ._sessions import Msg
 
@@ -30,13 +35,56 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-__all__ = ["create_asgi_app", "parse_invoke_body"]
+__all__ = ["create_asgi_app", "parse_invoke_body", "resolve_api_keys", "uvicorn_options"]
 
 log = logging.getLogger("modelwire.server")
 
 DONE = b'data: {"metadata": {"done": true}}\n\n'
 _BODY_FIELDS = ("message", "session_id", "metadata")
 _MSG_FIELDS = ("role", "content", "name", "metadata")
+_SESSION_ID = re.compile(r"[A-Za-z0-9._:-]+")
+API_KEYS_ENV = "MODELWIRE_API_KEYS"
+
+
+def _split_keys(value: str | None) -> list[str]:
+    return [k.strip() for k in (value or "").split(",") if k.strip()]
+
+
+def resolve_api_keys(config: AgentAppConfig | None, env: Mapping[str, str] | None = None) -> list[str]:
+    """Bearer tokens: ``MODELWIRE_API_KEYS`` and the variable ``server.api_keys_env`` names (comma-separated)."""
+    env = os.environ if env is None else env
+    keys = _split_keys(env.get(API_KEYS_ENV))
+    name = config.server.api_keys_env if config is not None else None
+    if name:
+        keys.extend(k for k in _split_keys(env.get(name)) if k not in keys)
+    return keys
+
+
+def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
+    """``uvicorn.Config`` keyword arguments for the server section's connection limits.
+
+    ``limit_concurrency`` N serves N concurrent connections (or requests) and
+    answers the N+1th 503: uvicorn counts the new connection itself, hence N + 1.
+    """
+    limit = settings.limit_concurrency
+    return {
+        "limit_concurrency": limit + 1 if limit is not None else None,
+        "timeout_keep_alive": settings.timeout_keep_alive,
+        "h11_max_incomplete_event_size": settings.h11_max_incomplete_event_size,
+    }
+
+
+def _json_depth_ok(value: Any, limit: int) -> bool:
+    """True when arrays/objects nest at most ``limit`` deep (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return True
 
 
 class BodyError(ValueError):
@@ -48,12 +96,17 @@ class BodyError(ValueError):
         self.message = message
 
 
-def parse_invoke_body(body: Any) -> tuple[Msg, str | None, dict[str, Any]]:
+def parse_invoke_body(
+    body: Any, settings: ServerSettings | None = None
+) -> tuple[Msg, str | None, dict[str, Any]]:
     """Validate an /invoke body -> (message, session_id, metadata); BodyError names the field.
 
     ``{"message": "text" | {"role", "content", "name", "metadata"},
-    "session_id": "...", "metadata": {...}}``
+    "session_id": "...", "metadata": {...}}``. The role must be one of
+    ``settings.client_roles`` (default: ``user`` only); the session id at
+    most ``settings.max_session_id_length`` characters of ``A-Z a-z 0-9 . _ : -``.
     """
+    settings = settings or ServerSettings()
     if not isinstance(body, dict):
         raise BodyError(None, "the body must be a JSON object")
     extra = sorted(set(body) - set(_BODY_FIELDS))
@@ -76,6 +129,10 @@ def parse_invoke_body(body: Any) -> tuple[Msg, str | None, dict[str, Any]]:
         role = raw.get("role", "user")
         if not isinstance(role, str):
             raise BodyError("message.role", "expected a string")
+        if role not in settings.client_roles:
+            raise BodyError(
+                "message.role", f"role {role[:32]!r} is not allowed from clients; allowed: {', '.join(settings.client_roles)}"
+            )
         name = raw.get("name")
         if name is not None and not isinstance(name, str):
             raise BodyError("message.name", "expected a string")
@@ -88,6 +145,13 @@ def parse_invoke_body(body: Any) -> tuple[Msg, str | None, dict[str, Any]]:
     session_id = body.get("session_id")
     if session_id is not None and (not isinstance(session_id, str) or not session_id):
         raise BodyError("session_id", "expected a non-empty string")
+    if session_id is not None and (
+        len(session_id) > settings.max_session_id_length or not _SESSION_ID.fullmatch(session_id)
+    ):
+        raise BodyError(
+            "session_id",
+            f"expected at most {settings.max_session_id_length} characters of A-Z a-z 0-9 . _ : -",
+        )
     metadata = body.get("metadata", {})
     if not isinstance(metadata, dict):
         raise BodyError("metadata", "expected an object")
@@ -131,8 +195,11 @@ class _Stats:
 class _SSEResponse:
     """Streams SSE from the app and cancels it when the client disconnects."""
 
-    def __init__(self, serving: _Serving, msg: Msg, session_id: str | None, metadata: dict[str, Any]) -> None:
+    def __init__(
+        self, serving: _Serving, msg: Msg, session_id: str | None, metadata: dict[str, Any], owner: str | None = None,
+    ) -> None:
         self.serving, self.msg, self.session_id, self.metadata = serving, msg, session_id, metadata
+        self.owner = owner
         #: the runtime at the time of the request: a config swap lets it finish on this one
         self.agent = serving.agent
 
@@ -180,7 +247,7 @@ class _SSEResponse:
     async def _stream(self, send: Any) -> str:
         outcome = "ok"
         try:
-            async with aclosing(self.agent.invoke(self.msg, self.session_id, self.metadata)) as out:  # type: ignore[type-var]
+            async with aclosing(self.agent.invoke(self.msg, self.session_id, self.metadata, owner=self.owner)) as out:  # type: ignore[type-var]
                 async for m in out:
                     await send({"type": "http.response.body", "body": _event(m.to_dict()), "more_body": True})
         except Exception as exc:
@@ -214,17 +281,23 @@ class _Serving:
         failed: list[BaseException] = []
 
         async def own() -> None:
+            # start() and aclose() run in this task at the same cancel-scope depth: MCP clients
+            # enter task groups in start() that must be left in the same task and scope (a
+            # shielded scope around aclose() alone would exit them out of order). The whole
+            # life is shielded; only ``stop`` ends it, and the lifespan always sets it.
             try:
-                try:
-                    await agent.start()
-                except BaseException as exc:
-                    failed.append(exc)
-                    return
-                finally:
-                    ready.set()
-                await stop.wait()
                 with anyio.CancelScope(shield=True):
-                    await agent.aclose()
+                    try:
+                        await agent.start()
+                    except BaseException as exc:
+                        failed.append(exc)
+                        return
+                    finally:
+                        ready.set()
+                    try:
+                        await stop.wait()
+                    finally:
+                        await agent.aclose()
             finally:
                 done.set()
 
@@ -233,6 +306,11 @@ class _Serving:
         if failed:
             raise failed[0]
         self._stops[id(agent)], self._done[id(agent)] = stop, done
+
+    def release(self) -> None:
+        """Tell every runtime task to close its runtime (they are shielded until told)."""
+        for stop in self._stops.values():
+            stop.set()
 
     async def stop(self, agent: AgentRuntime, drain: float = 0.0) -> None:
         """Let requests on ``agent`` finish (up to ``drain`` seconds), then close it."""
@@ -254,8 +332,13 @@ class _Serving:
         await self.stop(old, drain)
 
 
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def create_asgi_app(
-    agent: AgentRuntime, *, manage_lifecycle: bool = True, platform: bool = True, drain_timeout: float = 30.0
+    agent: AgentRuntime, *, manage_lifecycle: bool = True, platform: bool = True, drain_timeout: float = 30.0,
+    api_keys: Sequence[str] | None = None,
 ) -> Any:
     """The ASGI app serving ``agent``: POST /invoke, GET /health, GET /metrics.
 
@@ -266,29 +349,103 @@ def create_asgi_app(
     :class:`PlatformClient` sends heartbeats and applies configuration
     updates by a graceful restart (requests in flight finish on the old
     runtime, up to ``drain_timeout`` seconds).
+
+    ``api_keys``: the bearer tokens /invoke and /metrics accept (None: read
+    them with :func:`resolve_api_keys` once the config is loaded; empty: no
+    authentication). /health is always open. A session is tied to the token
+    that created it.
     """
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
     serving = _Serving(agent)
+    keys: dict[str, list[bytes] | None] = {"keys": [k.encode() for k in api_keys] if api_keys is not None else None}
+
+    def settings() -> ServerSettings:
+        config = serving.agent.config
+        return config.server if config is not None else ServerSettings()
+
+    def error(status: int, code: str, message: str, field: str | None = None, **headers: str) -> Response:
+        body: dict[str, Any] = {"code": code, "message": message}
+        if status == 400:
+            body = {"code": code, "field": field, "message": message}
+        return JSONResponse({"error": body}, status, headers=headers or None)
+
+    def authorize(request: Request) -> tuple[bool, str | None]:
+        """(allowed, owner): owner is the token's hash (None when authentication is off)."""
+        tokens = keys["keys"]
+        if tokens is None:
+            tokens = [k.encode() for k in resolve_api_keys(serving.agent.config)]
+            if serving.agent.config is not None:
+                keys["keys"] = tokens
+        if not tokens:
+            return True, None
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return False, None
+        candidate = given.strip().encode()
+        ok = False
+        for token in tokens:  # every token compared, in constant time each
+            ok |= hmac.compare_digest(candidate, token)
+        return ok, (_token_hash(given.strip()) if ok else None)
+
+    def unauthorized(request: Request) -> Response:
+        given = "authorization" in request.headers
+        challenge = 'Bearer error="invalid_token"' if given else "Bearer"
+        return JSONResponse(
+            {"error": {"code": "UNAUTHORIZED", "message": "a valid bearer token is required (Authorization: Bearer <token>)"}},
+            401, headers={"www-authenticate": challenge},
+        )
+
+    async def read_body(request: Request, limit: int) -> bytes | None:
+        """The body, or None once it exceeds ``limit`` bytes (the rest is not read)."""
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                if int(length) > limit:
+                    return None
+            except ValueError:
+                return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def invoke(request: Request) -> Response:
+        ok, owner = authorize(request)
+        if not ok:
+            return unauthorized(request)
         if not serving.agent.started:
             return JSONResponse({"error": {"code": "NOT_READY", "message": "the agent is not started"}}, 503)
-        raw = await request.body()
+        limits = settings()
+        raw = await read_body(request, limits.max_body_bytes)
+        if raw is None:
+            return JSONResponse(
+                {"error": {"code": "BODY_TOO_LARGE", "message": f"the body exceeds {limits.max_body_bytes} bytes"}},
+                413, headers={"connection": "close"},
+            )
         try:
             body = json.loads(raw)
+        except RecursionError:
+            return error(400, "BAD_JSON", f"the body nests deeper than {limits.max_json_depth} levels")
         except ValueError as exc:
-            return JSONResponse({"error": {"code": "BAD_JSON", "field": None, "message": f"the body is not JSON: {exc}"}}, 400)
+            return error(400, "BAD_JSON", f"the body is not JSON: {exc}")
+        if not _json_depth_ok(body, limits.max_json_depth):
+            return error(400, "BAD_JSON", f"the body nests deeper than {limits.max_json_depth} levels")
         try:
-            msg, session_id, metadata = parse_invoke_body(body)
+            msg, session_id, metadata = parse_invoke_body(body, limits)
         except BodyError as exc:
-            return JSONResponse(
-                {"error": {"code": "BAD_BODY", "field": exc.field, "message": str(exc)}}, 400
-            )
+            return error(400, "BAD_BODY", str(exc), exc.field)
+        if session_id is not None and not await serving.agent.session_owner_ok(session_id, owner):
+            return error(404, "SESSION_NOT_FOUND", "no such session")
         serving.bind_metrics()
-        return _SSEResponse(serving, msg, session_id, metadata)  # type: ignore[return-value]
+        return _SSEResponse(serving, msg, session_id, metadata, owner)  # type: ignore[return-value]
 
     async def health(request: Request) -> Response:
         current = serving.agent
@@ -303,6 +460,8 @@ def create_asgi_app(
         })
 
     async def metrics(request: Request) -> Response:
+        if not authorize(request)[0]:
+            return unauthorized(request)
         current = serving.agent
         m = current.metrics if current.started else None
         if m is None:
@@ -322,24 +481,27 @@ def create_asgi_app(
         assert message["type"] == "lifespan.startup"
         async with anyio.create_task_group() as tg:
             serving.tg = tg
-            if manage_lifecycle:
-                try:
-                    await serving.start(serving.agent)
-                except ModelError as exc:
-                    await send({"type": "lifespan.startup.failed", "message": exc.message})
-                    return
-            serving.bind_metrics()
-            settings = serving.agent.config.platform if serving.agent.config else None
-            if platform and settings is not None:
-                client = PlatformClient(serving, settings, drain_timeout)
-                holder["platform"] = client
-                tg.start_soon(client.run)
-            await send({"type": "lifespan.startup.complete"})
-            message = await receive()
-            if holder["platform"] is not None:
-                holder["platform"].stop()
-            if manage_lifecycle:
-                await serving.stop(serving.agent)
+            try:
+                if manage_lifecycle:
+                    try:
+                        await serving.start(serving.agent)
+                    except ModelError as exc:
+                        await send({"type": "lifespan.startup.failed", "message": exc.message})
+                        return
+                serving.bind_metrics()
+                settings = serving.agent.config.platform if serving.agent.config else None
+                if platform and settings is not None:
+                    client = PlatformClient(serving, settings, drain_timeout)
+                    holder["platform"] = client
+                    tg.start_soon(client.run)
+                await send({"type": "lifespan.startup.complete"})
+                message = await receive()
+                if holder["platform"] is not None:
+                    holder["platform"].stop()
+                if manage_lifecycle:
+                    await serving.stop(serving.agent)
+            finally:
+                serving.release()  # runtimes still owned (a swap in flight, an error): let them close
             tg.cancel_scope.cancel()
         await send({"type": "lifespan.shutdown.complete"})
 
