@@ -50,6 +50,21 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def mutants(session: nox.Session) -> None:
+    """Mutation testing of the money path (mutmut; config in pyproject [tool.mutmut]).
+
+    Not a default session. mutmut maps ``src/<pkg>`` to module names, so the
+    session links ``src -> core`` for the run. Prints the score per module.
+    """
+    _install(session, *TEST_PLUGINS, "mutmut>=3.3,<4")
+    link = ROOT / "src"
+    if not link.exists():
+        link.symlink_to("core", target_is_directory=True)
+    session.run("mutmut", "run", "--max-children", "2", *session.posargs)
+    session.run("python", str(ROOT / "tests" / "mutmut_score.py"))
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """The README's first command: an offline demo against loopback providers."""
     _install(session)
