@@ -235,3 +235,28 @@ def test_the_cli_prints_a_lone_surrogate_from_the_model(tmp_path: Any) -> None:
     assert proc.returncode == 0, proc.stderr
     assert b"before \\ud800 after" in proc.stdout
     assert b"Traceback" not in proc.stderr
+
+
+def test_a_model_tool_call_nested_too_deep_is_fed_back_as_an_error() -> None:
+    from modelwire.testing import ReplayServer, Script
+    from modelwire.testing import ToolCall as ScriptedCall
+    from modelwire.tools import ToolResult, run_tools, tool
+
+    @tool
+    def echo(x: int) -> int:
+        """x back."""
+        return x
+
+    deep = '{"x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with ReplayServer() as srv:
+        srv.push(Script(text="", tool_calls=[ScriptedCall("c1", "echo", deep)]), Script(text="done"))
+        env = {"OPENAI_BASE_URL": srv.url_for("openai"), "OPENAI_API_KEY": KEY}
+
+        async def go() -> list[Any]:
+            async with modelwire.Runtime.from_manifests("builtin:openai", env=env) as rt:
+                return [ev async for ev in run_tools(rt, "gpt-4.1-mini", "?", tools=[echo])]
+
+        events = anyio.run(go)
+    results = [e for e in events if isinstance(e, ToolResult)]
+    assert [r.code for r in results] == ["TOOL_BAD_ARGUMENTS"]
+    assert "nested too deeply" in (results[0].error or "")

@@ -169,7 +169,7 @@ def _echo_arguments(arguments: str) -> str:
     """
     try:
         value = json.loads(arguments)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "{}"
     return arguments if isinstance(value, dict) else "{}"
 
@@ -187,9 +187,10 @@ def _prepare(call: ToolCall, registry: ToolRegistry) -> _Prepared:
     text = call.arguments
     try:
         inputs = json.loads(text) if text.strip() else {}
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # a model's call is hostile input: nested too deep too
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         out.error = ToolError(
-            f"tool {name!r}: the arguments are not valid JSON ({exc}): {text[:200]!r}",
+            f"tool {name!r}: the arguments are not valid JSON ({problem}): {text[:200]!r}",
             code="TOOL_BAD_ARGUMENTS", tool=name,
         )
         return out
