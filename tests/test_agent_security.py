@@ -404,3 +404,29 @@ def test_pushed_platform_headers_and_url_apply(model: ReplayServer, tmp_path: Pa
         first.close()
         second.close()
         sys.modules.pop("test_server_app", None)
+
+
+def test_a_pushed_config_reads_only_allowed_variables(model: ReplayServer, tmp_path: Path) -> None:
+    """A platform push is a config from elsewhere: ``${VAR}`` may not pull a secret out of the environment."""
+    import yaml
+
+    platform = Platform()
+    (tmp_path / "test_server_app.py").write_text(APP_MODULE)
+    try:
+        cfg = tmp_path / "agentapp.yaml"
+        section = '{{url: "{}", heartbeat_interval: 0.05, poll_interval: 0.05, headers: {{x-leak: "{}"}}}}'
+        cfg.write_text(config_text(model) + "platform: " + section.format(platform.url, "none") + "\n")
+        env = {"SECRET_VAR": "s3cret-value-123"}
+        with serve_app(create_asgi_app(AgentRuntime(cfg, env=env), api_keys=[])) as (_url, server):
+            client = server.config.app.platform["platform"]
+            wait_for(lambda: platform.heartbeats, 20)
+            new = yaml.safe_load(
+                config_text(model) + "platform: " + section.format(platform.url, "${SECRET_VAR}") + "\n"
+            )
+            platform.config = {"version": "v2", "config": new}
+            wait_for(lambda: "v2" in client.rejected, 20)
+            assert "SECRET_VAR" in client.rejected["v2"]
+            assert all(h.get("x-leak") != "s3cret-value-123" for h in platform.heartbeats)
+    finally:
+        platform.close()
+        sys.modules.pop("test_server_app", None)

@@ -8,7 +8,7 @@ in ``models`` map to manifest providers through ``providers.yaml`` (data).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -173,14 +173,20 @@ def load_agentapp_config(
     return parse_agentapp_config(doc, env)
 
 
-def parse_agentapp_config(doc: Located, env: Mapping[str, str] | None = None) -> AgentAppConfig:
-    """A parsed document (``read_yaml``, or a mapping a platform sent) -> AgentAppConfig."""
+def parse_agentapp_config(
+    doc: Located, env: Mapping[str, str] | None = None, *, allowed_env: Container[str] | None = None
+) -> AgentAppConfig:
+    """A parsed document (``read_yaml``, or a mapping a platform sent) -> AgentAppConfig.
+
+    ``allowed_env``: for a config from elsewhere (a platform push), the only
+    variables ``${VAR}`` may read (the remote-manifest policy, docs/security.md).
+    """
     from .._manifest.structure import converter, describe, issues_from
 
     file = doc.file
     if not isinstance(doc.value, dict):
         raise ManifestError(issues=[doc.issue((), f"the config must be a mapping, got {describe(doc.value)}")])
-    env_issues = expand_env(doc, os.environ if env is None else env)
+    env_issues = expand_env(doc, os.environ if env is None else env, allowed=allowed_env)
     issues = list(env_issues)
     value = {k: v for k, v in doc.value.items() if k not in ("file", "doc")}
     for key in ("file", "doc"):

@@ -4,7 +4,8 @@ A new configuration is applied by a graceful restart of the agent runtime
 (:meth:`Serving.swap`); while the platform is down the client backs off and
 the app keeps serving. The platform URL must be https:// (plain http:// only
 on loopback), checked for the file's config and every pushed one, because a
-pushed config is expanded against the process environment (``${VAR}``); its
+pushed config is expanded against the process environment (``${VAR}``, only
+the variables ``MODELWIRE_REMOTE_ENV`` allows, as for a remote manifest); its
 ``platform`` section (url, headers, intervals) applies from then on.
 """
 
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 import anyio
 
 from .._errors import ModelError
+from .._manifest.catalog import remote_allow_list
 from .._manifest.yaml import Located
 from ._app import AgentRuntime
 from ._config import parse_agentapp_config
@@ -126,7 +128,9 @@ class PlatformClient:
         old = self.serving.agent
         try:
             doc = Located(mapping, {}, f"{self.settings.url.rstrip('/')}/config (version {version})")
-            config = parse_agentapp_config(doc, old.env)
+            # A pushed config is a config from elsewhere: ${VAR} reads only allowed variables.
+            allowed = remote_allow_list(None, old.env)
+            config = parse_agentapp_config(doc, old.env, allowed_env=allowed)
             if config.platform is None:  # keep talking to the platform that sent it
                 import attrs
 
