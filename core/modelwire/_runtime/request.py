@@ -228,15 +228,13 @@ def build_outgoing(
     headers_before, params_before = dict(out.headers), dict(out.params)
     injector(out, provider.auth)
     # Whatever the injector added is a secret: scrub it from every error text.
-    added = [
-        *(v for k, v in out.headers.items() if headers_before.get(k) != v),
-        *(v for k, v in out.params.items() if params_before.get(k) != v),
-    ]
-    out.secret_params.extend(k for k, v in out.params.items() if params_before.get(k) != v)
-    for value in added:
+    added_headers = {k: v for k, v in out.headers.items() if headers_before.get(k) != v}
+    added_params = {k: v for k, v in out.params.items() if params_before.get(k) != v}
+    out.secret_params.extend(added_params)
+    for value in [*added_headers.values(), *added_params.values()]:
         out.secrets.extend(p for p in (value, value.rpartition(" ")[2], value.strip()) if len(p) >= 4)
-    for key, value in out.headers.items():
-        if headers_before.get(key) != value and not _HEADER_VALUE.fullmatch(value):
+    for key, value in added_headers.items():
+        if not _HEADER_VALUE.fullmatch(value):
             # h11 would refuse it with the value in its message: refuse first, naming the variable only.
             where = f"the variable {provider.auth.env}" if provider.auth.env else "auth.value"
             raise AuthError(
