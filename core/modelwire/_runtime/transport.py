@@ -125,8 +125,8 @@ async def open_stream(
 
     read = timeouts.read if timeouts.total is None else min(timeouts.read, timeouts.total)
     timeout = httpx.Timeout(connect=timeouts.connect, read=read, write=timeouts.write, pool=timeouts.connect)
-    try:
-        stream = client.stream(
+    try:  # building the request encodes the body: the one place a lone surrogate shows
+        request = client.build_request(
             outgoing.method,
             outgoing.url,
             headers=outgoing.headers,
@@ -134,20 +134,17 @@ async def open_stream(
             json=outgoing.json,
             timeout=timeout,
         )
-        resp = await stream.__aenter__()
     except UnicodeEncodeError as exc:  # a lone surrogate in a message: not valid UTF-8
         raise InvalidRequestError(
             f"the request holds text that is not valid Unicode ({exc.reason} at character {exc.start} "
             "of the encoded body); remove lone surrogates from the messages",
             code="INVALID_UNICODE", provider=outgoing.provider, model=outgoing.model,
         ) from None
+    resp = await client.send(request, stream=True)
     try:
         yield resp
-    except BaseException as exc:
-        if not await stream.__aexit__(type(exc), exc, exc.__traceback__):
-            raise
-    else:
-        await stream.__aexit__(None, None, None)
+    finally:
+        await resp.aclose()
 
 
 async def read_capped(resp: httpx.Response, limit: int) -> bytes:
