@@ -29,8 +29,13 @@ def _install(session: nox.Session, *extra: str) -> None:
 def tests(session: nox.Session) -> None:
     """Core and plugin tests in a venv with everything installed for real."""
     _install(session, *TEST_PLUGINS)
+    # One worker per core (xdist): the suite is mostly loopback I/O and
+    # subprocesses, and tests synchronise on events, so workers stay independent.
+    # `nox -s tests -- -n 0` runs serially; any -n in posargs wins.
+    workers = [] if any(a.startswith("-n") for a in session.posargs) else ["-n", "auto"]
     session.run(
-        "python", "-m", "pytest", "tests", *[f"{p}/tests" for p in PLUGINS], *session.posargs
+        "python", "-m", "pytest", "tests", *[f"{p}/tests" for p in PLUGINS],
+        *workers, *session.posargs,
     )
 
 
