@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "Data",
     "Done",
     "Embedding",
     "Event",
@@ -125,6 +126,14 @@ class Embedding(Event):
     index: int
     vector: list[float]
     type = "embedding"
+
+
+@attrs.frozen(slots=True)
+class Data(Event):
+    """A JSON value from an operator with no event of its own (rerank scores, moderation flags)."""
+
+    value: Any
+    type = "data"
 
 
 @attrs.frozen

@@ -34,7 +34,7 @@ __all__ = [
     "parse_manifest",
 ]
 
-EVENT_TYPES = ("text", "tool_call", "usage", "finish", "done", "embedding")
+EVENT_TYPES = ("text", "tool_call", "usage", "finish", "done", "embedding", "data")
 PathT = tuple["str | int", ...]
 
 

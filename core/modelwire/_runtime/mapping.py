@@ -14,7 +14,7 @@ from typing import Any
 import jmespath.exceptions
 
 from .._errors import ModelError, ParseError, error_class
-from .._events import Done, Embedding, Event, Finish, TextDelta, ToolCallDelta, Usage
+from .._events import Data, Done, Embedding, Event, Finish, TextDelta, ToolCallDelta, Usage
 from .._frames import Frame
 from .._manifest.expr import compile_expr, is_true
 from .._manifest.model import ErrorRaise, ErrorRule, EventRule, Operator
@@ -119,6 +119,15 @@ def _builder(emit: dict[str, Any]) -> Builder:
             return Embedding(index=_int_or_none(idx(value)) or 0 if idx else 0, vector=vector)
 
         return embedding
+
+    if kind == "data":
+        val = get("value")
+
+        def data(value: Any) -> Event | None:
+            v = val(value) if val else value
+            return None if v is None else Data(v)
+
+        return data
 
     return lambda value: Done()  # "done"
 
