@@ -298,6 +298,10 @@ def test_sync_call(server: ReplayServer, env: dict[str, str], manifest: Path) ->
     with modelwire.SyncRuntime(runtime(env, manifest)) as rt:
         assert rt.call("rr-main", "rerank", query="q", documents=["a"]).data == [{"index": 0, "score": 0.25}]
         assert rt.embed("openai/text-embedding-3-large", "z") == [fake_embedding("z")]
+        server.push(Reply(body=rerank_body(0.5, 0.75)))
+        events = list(rt.call_events("rr-main", "rerank", query="q", documents=["a", "b"]))
+    assert [type(ev).__name__ for ev in events] == ["Data", "Data", "Usage", "Done"]
+    assert events[0] == Data({"index": 1, "score": 0.75})
 
 
 # -- the CLI ------------------------------------------------------------------------

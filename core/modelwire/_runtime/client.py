@@ -654,6 +654,10 @@ class SyncRuntime:
         """Call any declared operator (see :meth:`Runtime.call`)."""
         return self._call().call(partial(self.runtime.call, model, operator, **inputs))
 
+    def call_events(self, model: str, operator: str, /, **inputs: Any) -> Iterator[Event]:
+        """The events of :meth:`call`, as they arrive."""
+        return self.iterate(self.runtime.call_events(model, operator, **inputs))
+
     def run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run ``await fn(*args, **kwargs)`` in this runtime's event loop thread; its result."""
         return self._call().call(partial(fn, *args, **kwargs))
