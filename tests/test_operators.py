@@ -43,7 +43,22 @@ providers:
         request: "{model: model, input: text}"
         events:
           - emit: {type: data, value: "results[0].flagged"}
+  rr-small:
+    base_url: ${RR_BASE_URL}
+    budget: {max_events: 2}
+    operators:
+      rerank:
+        path: /v2/rerank
+        stream: false
+        parser: jsonchunk
+        request: "{model: model, query: query, documents: documents}"
+        events:
+          - each: "results[]"
+            emit: {type: data, value: relevance_score}
 models:
+  rr-small-model:
+    provider: rr-small
+    capabilities: [rerank]
   rr-main:
     provider: rr
     id: rerank-v3.5
@@ -269,6 +284,15 @@ async def test_call_concurrency_is_enforced(server: ReplayServer, env: dict[str,
         assert info.value.code == "LOCAL_CONCURRENCY"
         await events.aclose()  # leaving early releases the slot
         assert (await rt.call("rr-one", "rerank", query="q", documents=["c"])).data == [{"index": 0, "score": 0.2}]
+
+
+async def test_call_honours_the_response_budget(server: ReplayServer, env: dict[str, str], manifest: Path) -> None:
+    server.push(Reply(body=rerank_body(0.1)), Reply(body=rerank_body(0.1, 0.2, 0.3)))
+    async with runtime(env, manifest, policy="raise") as rt:
+        assert (await rt.call("rr-small-model", "rerank", query="q", documents=["a"])).data == [0.1]
+        with pytest.raises(modelwire.LimitExceededError) as info:
+            await rt.call("rr-small-model", "rerank", query="q", documents=["a", "b", "c"])
+    assert info.value.code == "STREAM_TOO_LARGE" and info.value.model == "rr-small-model"
 
 
 @pytest.mark.parametrize(
