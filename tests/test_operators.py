@@ -305,6 +305,10 @@ async def test_call_honours_the_response_budget(server: ReplayServer, env: dict[
         pytest.param("rr-main", "rerank", {"model": "other"}, modelwire.InvalidRequestError, "BAD_INPUT",
                      id="reserved-input"),
         pytest.param("nope", "rerank", {}, modelwire.NotFoundError, "MODEL_NOT_FOUND", id="unknown-model"),
+        pytest.param("rr-main", "rerank", {"query": b"bytes"}, modelwire.InvalidRequestError, "BAD_INPUT",
+                     id="not-json"),
+        pytest.param("rr-main", "rerank", {"top_n": float("nan")}, modelwire.InvalidRequestError, "BAD_INPUT",
+                     id="nan"),
     ],
 )
 async def test_bad_calls_fail_before_http(server: ReplayServer, env: dict[str, str], manifest: Path, model: str,

@@ -165,6 +165,7 @@ async def test_parsed_names_where_it_failed(server: ReplayServer, env: dict[str,
         pytest.param({"schema": SCHEMA, "strict": "yes"}, "response_format.strict", id="bad-strict"),
         pytest.param({"schema": "{}"}, "response_format.schema must be a JSON Schema object", id="schema-text"),
         pytest.param(["not", "a", "schema"], "must be a JSON Schema object", id="list"),
+        pytest.param({"type": "string", "enum": {"a", "b"}}, "cannot be sent as JSON", id="not-json"),
     ],
 )
 async def test_bad_response_format_fails_before_http(server: ReplayServer, env: dict[str, str], bad: Any,

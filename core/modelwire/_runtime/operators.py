@@ -107,6 +107,13 @@ def operator_request(plan_: CallPlan, inputs: Mapping[str, Any]) -> dict[str, An
         raise InvalidRequestError(
             f"inputs cannot set {', '.join(clash)}: the runtime fills them", code="BAD_INPUT", **plan_.context()
         )
+    for key, value in inputs.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InvalidRequestError(
+                f"input {key!r} cannot be sent as JSON: {exc}", code="BAD_INPUT", **plan_.context()
+            ) from None
     return {**inputs, "model": plan_.model_id, "stream": plan_.operator.stream}
 
 

@@ -169,6 +169,12 @@ def normalize_response_format(value: Mapping[str, Any] | None) -> dict[str, Any]
         raise InvalidRequestError(
             f"response_format.strict must be true or false, got {strict!r}", code="BAD_RESPONSE_FORMAT"
         )
+    try:
+        json.dumps(schema, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidRequestError(
+            f"response_format: the schema cannot be sent as JSON: {exc}", code="BAD_RESPONSE_FORMAT"
+        ) from None
     check_schema(schema)
     return {"name": name or "response", "schema": schema, "strict": strict}
 
