@@ -216,6 +216,15 @@ async def test_missing_vectors_are_a_typed_error(server: ReplayServer, env: dict
     assert info.value.code == "EMBEDDINGS_MISSING" and info.value.endpoint == server.url_for("openai") + "/embeddings"
 
 
+@pytest.mark.parametrize("texts", [["ok", 3], [None], [["nested"]]])
+async def test_embed_inputs_are_strings(server: ReplayServer, env: dict[str, str], manifest: Path, texts: Any) -> None:
+    async with runtime(env, manifest) as rt:
+        with pytest.raises(modelwire.InvalidRequestError) as info:
+            await rt.embed("emb-a", texts)
+    assert info.value.code == "BAD_INPUT" and f"input[{len(texts) - 1}] must be a string" in info.value.message
+    assert server.requests == []
+
+
 async def test_context_window_applies_per_input(server: ReplayServer, env: dict[str, str], manifest: Path) -> None:
     async with runtime(env, manifest) as rt:
         many = ["a b"] * 10  # each fits; together they would not

@@ -33,7 +33,7 @@ import anyio
 import anyio.from_thread
 import attrs
 
-from .._errors import ModelError, ParseError
+from .._errors import InvalidRequestError, ModelError, ParseError
 from .._events import (
     Done,
     Embedding,
@@ -379,6 +379,11 @@ class Runtime:
         metrics, usage and cost. ``context_window`` applies to each input.
         """
         inputs = [texts] if isinstance(texts, str) else list(texts)
+        for i, text in enumerate(inputs):
+            if not isinstance(text, str):
+                raise InvalidRequestError(
+                    f"input[{i}] must be a string, got {type(text).__name__}", code="BAD_INPUT", model=model
+                )
         msgs = [{"role": "user", "content": t} for t in inputs]
 
         def attempt(plan_: CallPlan, _msgs: list[dict[str, Any]]) -> AsyncGenerator[Event, None]:
