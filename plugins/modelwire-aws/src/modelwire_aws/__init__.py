@@ -19,7 +19,7 @@ from .eventstream import (
     encode_message,
     message_frame,
 )
-from .sigv4 import sigv4
+from .signing import sigv4
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
