@@ -710,8 +710,8 @@ def _bedrock_rendered(script: Script, model: str, rng: random.Random) -> Rendere
             metrics = {"latencyMs": rng.randint(100, 5000)}
             frames.append(_bedrock_event("metadata", {"usage": usage, "metrics": metrics}, rng))
     ends = tuple(itertools.accumulate(len(frame) for frame in frames))
-    headers = (("x-amzn-requestid", _uuid(rng)),)
-    return Rendered(script.status, _EVENTSTREAM, b"".join(frames), True, headers=headers, frames=ends)
+    request_id = (("x-amzn-requestid", _uuid(rng)),)
+    return Rendered(script.status, _EVENTSTREAM, b"".join(frames), True, headers=request_id, frames=ends)
 
 
 def _uuid(rng: random.Random) -> str:

@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 import modelwire
-from modelwire.testing import RecordedRequest, ReplayServer, Script, StreamError, ToolCall
+from modelwire.testing import RecordedRequest, ReplayServer, Script, StreamError
 
 SEEDS = range(120)
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -226,8 +226,9 @@ def test_http_errors_are_typed_and_never_show_the_secret(
 
 
 def test_cache_usage_is_counted(server: ReplayServer, runtime: modelwire.SyncRuntime) -> None:
-    from modelwire.testing import Reply
     from modelwire_aws import encode_message
+
+    from modelwire.testing import Reply
 
     def ev(name: str, data: dict[str, Any]) -> bytes:
         headers = {":event-type": name, ":content-type": "application/json", ":message-type": "event"}
@@ -259,9 +260,8 @@ def test_stream_cut_before_metadata_is_an_error(server: ReplayServer, runtime: m
 def test_manifest_loads_without_the_plugin_and_the_call_names_it(server: ReplayServer) -> None:
     server.reset()
     plugins = modelwire.Plugins(only=["modelwire-sse"])
-    with modelwire.SyncRuntime.from_manifests("builtin:bedrock", env=env_for(server), plugins=plugins) as rt:
-        with pytest.raises(modelwire.NotFoundError) as info:
-            rt.generate("nova-lite", "hi")
+    with modelwire.SyncRuntime.from_manifests("builtin:bedrock", env=env_for(server), plugins=plugins) as rt, pytest.raises(modelwire.NotFoundError) as info:
+        rt.generate("nova-lite", "hi")
     assert "pip install modelwire-aws" in info.value.message
     assert server.requests == []  # failed before any HTTP
 
@@ -271,8 +271,7 @@ def test_missing_credentials_name_the_variables(server: ReplayServer, monkeypatc
 
     monkeypatch.setattr(module, "_chain", [None])  # as if botocore's chain found nothing
     env = {"BEDROCK_BASE_URL": server.url_for("bedrock"), "AWS_REGION": REGION}
-    with modelwire.SyncRuntime.from_manifests("builtin:bedrock", env=env) as rt:
-        with pytest.raises(modelwire.AuthError) as info:
-            rt.generate("nova-lite", "hi")
+    with modelwire.SyncRuntime.from_manifests("builtin:bedrock", env=env) as rt, pytest.raises(modelwire.AuthError) as info:
+        rt.generate("nova-lite", "hi")
     assert info.value.code == "AWS_CREDENTIALS_MISSING"
     assert "AWS_ACCESS_KEY_ID" in info.value.message

@@ -11,10 +11,10 @@ import pytest
 from botocore.eventstream import EventStreamBuffer
 from hypothesis import given
 from hypothesis import strategies as st
+from modelwire_aws import DEFAULT_MAX_MESSAGE_SIZE, EventStreamParser, encode_message
 
 import modelwire
 from modelwire import Frame, ParseError
-from modelwire_aws import DEFAULT_MAX_MESSAGE_SIZE, EventStreamParser, encode_message
 
 JSON = "application/json"
 

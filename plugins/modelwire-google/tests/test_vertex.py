@@ -15,14 +15,14 @@ from typing import Any
 
 import attrs
 import google.oauth2.credentials
+import modelwire_google
 import pytest
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
 import modelwire
-import modelwire_google
-from modelwire.testing import Reply, ReplayServer, Script
+from modelwire.testing import ReplayServer, Reply, Script
 
 SEEDS = range(120)
 PROJECT, LOCATION, TOKEN = "proj-1", "europe-west4", "ya29.static-token-for-tests"
@@ -181,18 +181,16 @@ def test_adc_project_fills_an_unset_project(adc: None, server: ReplayServer) -> 
 def test_failed_refresh_is_an_auth_error_without_secrets(adc: None, server: ReplayServer) -> None:
     server.reset()
     server.push(Reply(status=400, body='{"error": "invalid_grant", "error_description": "Bad Request"}'))
-    with modelwire.SyncRuntime.from_manifests("builtin:vertex", env=env_for(server, VERTEX_ACCESS_TOKEN="")) as rt:
-        with pytest.raises(modelwire.AuthError) as info:
-            rt.generate("vertex-gemini-2.5-flash", "hi")
+    with modelwire.SyncRuntime.from_manifests("builtin:vertex", env=env_for(server, VERTEX_ACCESS_TOKEN="")) as rt, pytest.raises(modelwire.AuthError) as info:
+        rt.generate("vertex-gemini-2.5-flash", "hi")
     assert info.value.code == "GOOGLE_REFRESH_FAILED"
     assert "PRIVATE KEY" not in str(info.value) and "invalid_grant" not in str(info.value)
 
 
 def test_missing_project_names_the_variable(server: ReplayServer) -> None:
     env = env_for(server, VERTEX_PROJECT="")
-    with modelwire.SyncRuntime.from_manifests("builtin:vertex", env=env) as rt:
-        with pytest.raises(modelwire.AuthError) as info:
-            rt.generate("vertex-gemini-2.5-flash", "hi")
+    with modelwire.SyncRuntime.from_manifests("builtin:vertex", env=env) as rt, pytest.raises(modelwire.AuthError) as info:
+        rt.generate("vertex-gemini-2.5-flash", "hi")
     assert info.value.code == "GOOGLE_PROJECT_MISSING" and "VERTEX_PROJECT" in info.value.message
 
 
@@ -207,8 +205,7 @@ def test_http_error_never_shows_the_token(server: ReplayServer, runtime: modelwi
 def test_manifest_loads_without_the_plugin_and_the_call_names_it(server: ReplayServer) -> None:
     server.reset()
     plugins = modelwire.Plugins(only=["modelwire-sse"])
-    with modelwire.SyncRuntime.from_manifests("builtin:vertex", env=env_for(server), plugins=plugins) as rt:
-        with pytest.raises(modelwire.NotFoundError) as info:
-            rt.generate("vertex-gemini-2.5-flash", "hi")
+    with modelwire.SyncRuntime.from_manifests("builtin:vertex", env=env_for(server), plugins=plugins) as rt, pytest.raises(modelwire.NotFoundError) as info:
+        rt.generate("vertex-gemini-2.5-flash", "hi")
     assert "pip install modelwire-google" in info.value.message
     assert server.requests == []

@@ -48,7 +48,6 @@ def _adc_token(request: OutgoingRequest) -> tuple[str, str | None]:
     import google.auth.exceptions
     import google.auth.transport.requests
 
-    context = {"provider": request.provider, "model": request.model}
     with _lock:
         try:
             if not _adc:
@@ -61,12 +60,13 @@ def _adc_token(request: OutgoingRequest) -> tuple[str, str | None]:
                 f"no Google credentials: set {TOKEN_ENV} to an access token, or set up Application "
                 "Default Credentials (GOOGLE_APPLICATION_CREDENTIALS or `gcloud auth "
                 "application-default login`)",
-                code="GOOGLE_CREDENTIALS_MISSING", variable=TOKEN_ENV, **context,
+                code="GOOGLE_CREDENTIALS_MISSING", variable=TOKEN_ENV,
+                provider=request.provider, model=request.model,
             ) from None
         except google.auth.exceptions.GoogleAuthError as exc:
             raise AuthError(
                 f"refreshing the Google Application Default Credentials failed ({type(exc).__name__})",
-                code="GOOGLE_REFRESH_FAILED", **context,
+                code="GOOGLE_REFRESH_FAILED", provider=request.provider, model=request.model,
             ) from None
         return str(credentials.token), project
 
