@@ -62,7 +62,12 @@ def test_plugins_lists_every_hook_with_distribution_and_version(cli: Any) -> Non
     assert (result.returncode, result.stderr) == (0, "")
     out = lines(result.stdout)
     assert out[0] == "parsers:"
-    assert "  upper-lines  modelwire-upper-lines 0.1.0  [text/x-upper-lines]" in out
+    # the name column is as wide as the longest parser name installed
+    assert any(
+        line.startswith("  upper-lines ")
+        and line.split() == ["upper-lines", "modelwire-upper-lines", "0.1.0", "[text/x-upper-lines]"]
+        for line in out
+    )
     assert any(
         line.startswith("  sse ") and "modelwire-sse" in line and "[text/event-stream]" in line
         for line in out

@@ -426,6 +426,8 @@ def test_status_knob_gives_the_formats_error_body(
         "anthropic": "/v1/messages",
         "gemini": "/v1beta/models/g:generateContent",
         "ollama": "/api/chat",
+        "bedrock": "/model/m/converse-stream",
+        "vertex": "/v1/projects/p/locations/l/publishers/google/models/g:generateContent",
     }[fmt]
     srv.push(Script(status=429, headers={"retry-after": "1"}))
     r = http.post(srv.url_for(fmt) + path, json={"stream": True})
@@ -436,8 +438,11 @@ def test_status_knob_gives_the_formats_error_body(
         assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
     elif fmt == "openai":
         assert body["error"]["type"] == "rate_limit_error"
-    elif fmt == "gemini":
+    elif fmt in ("gemini", "vertex"):
         assert body["error"]["status"] == "RESOURCE_EXHAUSTED" and body["error"]["code"] == 429
+    elif fmt == "bedrock":
+        assert body == {"message": "scripted HTTP 429 from modelwire.testing"}
+        assert r.headers["x-amzn-errortype"].startswith("ThrottlingException:")
     else:
         assert isinstance(body["error"], str)
 

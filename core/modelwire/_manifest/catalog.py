@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from .._errors import ManifestError, ManifestIssue, ModelError, NotFoundError, PluginError
-from .model import Detection, Limiter, Manifest, Model, Provider
+from .model import Detection, Limiter, Manifest, Model, Operator, Provider
 from .sources import FetchLimits, is_remote, read_source
 from .structure import parse_manifest
 from .yaml import Located, format_path
@@ -29,6 +29,7 @@ __all__ = [
     "load_manifests",
     "load_source",
     "plugin_name_errors",
+    "provider_plugin_error",
 ]
 
 PathT = tuple["str | int", ...]
@@ -211,6 +212,8 @@ def plugin_name_errors(catalog: Catalog, plugins: Any) -> list[ModelError]:
     """
     checks: list[tuple[str, str, ManifestIssue, dict[str, Any]]] = []
     for pname, provider in catalog.providers.items():
+        if provider.requires:
+            continue  # checked when called: see provider_plugin_error
         where = {"provider": pname}
         checks.append(
             ("auth_injector", provider.auth.type, catalog.where("providers", pname, "auth", "type"), where)
@@ -241,6 +244,32 @@ def plugin_name_errors(catalog: Catalog, plugins: Any) -> list[ModelError]:
                 )
             )
     return out
+
+
+def provider_plugin_error(name: str, provider: Provider, operator: Operator, plugins: Any) -> ModelError | None:
+    """Why a call through ``provider`` cannot be made with these plugins, or None.
+
+    For a provider that ``requires`` plugin distributions (the bundled
+    manifests of AWS and Google providers): a missing parser or auth name
+    names the distributions to install, rather than failing the whole catalog
+    at load time.
+    """
+    names = [("auth_injector", provider.auth.type)]
+    if operator.parser is not None:
+        names.append(("parser", operator.parser))
+    for kind, plugin in names:
+        try:
+            plugins.get(kind, plugin)
+        except NotFoundError as exc:
+            dists = " ".join(provider.requires)
+            return NotFoundError(
+                f"provider {name!r} needs the plugin distribution {dists} "
+                f"(pip install {dists}): {exc.message}",
+                code=exc.code, provider=name, name=plugin,
+            )
+        except PluginError as exc:
+            return exc
+    return None
 
 
 def check_plugin_names(catalog: Catalog, plugins: Any) -> None:

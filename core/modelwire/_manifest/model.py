@@ -56,6 +56,7 @@ class Auth:
     name: str | None = attrs.field(default=None, metadata=doc("header or query parameter name"))
     prefix: str | None = attrs.field(default=None, metadata=doc("text put before the key in a header"))
     optional: bool = attrs.field(default=False, metadata=doc("send no credentials when the variable is unset (local servers)"))
+    options: dict[str, str] = attrs.field(factory=dict, metadata=doc("settings of a plugin's injector (sigv4: service, region)"))
 
 
 @attrs.frozen
@@ -159,6 +160,7 @@ class Provider:
     budget: Budget = attrs.field(factory=Budget, metadata=doc("bounds on one response: bytes and events"))
     operators: dict[str, Operator] = attrs.field(factory=dict, metadata=doc("generate, embed, or any name (rerank, ...) callable with rt.call"))
     default_capabilities: list[str] = attrs.field(factory=lambda: ["generate", "stream"], metadata=doc("capabilities of an undeclared `provider/model`"))
+    requires: list[str] = attrs.field(factory=list, metadata=doc("plugin distributions that provide this provider's parser and auth; while one is missing the manifest loads and a call fails naming it"))
 
 
 @attrs.frozen

@@ -45,7 +45,7 @@ from .._events import (
     ToolCallDelta,
     Usage,
 )
-from .._manifest.catalog import Catalog, check_plugin_names, load_manifests
+from .._manifest.catalog import Catalog, check_plugin_names, load_manifests, provider_plugin_error
 from .._manifest.model import Model
 from .._plugins.manager import Plugins, get_plugins
 from .._plugins.tokenizers import count_messages
@@ -286,6 +286,10 @@ class Runtime:
         key = (plan_.provider_name, plan_.operator_name)
         compiled = self._compiled.get(key)
         if compiled is None:
+            if plan_.provider.requires:  # plugin names not checked at load time
+                missing = provider_plugin_error(plan_.provider_name, plan_.provider, plan_.operator, self.plugins)
+                if missing is not None:
+                    raise with_context(missing, plan_.context())
             compiled = self._compiled[key] = CompiledOperator(plan_.operator)
         return compiled
 

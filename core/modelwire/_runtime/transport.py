@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import InvalidRequestError, NetworkError, RequestTimeout, redact
+from .._errors import NetworkError, RequestTimeout, redact
 from .._manifest.model import Timeout
 from .._plugins.request import OutgoingRequest
 
@@ -125,21 +125,18 @@ async def open_stream(
 
     read = timeouts.read if timeouts.total is None else min(timeouts.read, timeouts.total)
     timeout = httpx.Timeout(connect=timeouts.connect, read=read, write=timeouts.write, pool=timeouts.connect)
-    try:  # building the request encodes the body: the one place a lone surrogate shows
-        request = client.build_request(
-            outgoing.method,
-            outgoing.url,
-            headers=outgoing.headers,
-            params=outgoing.params or None,
-            json=outgoing.json,
-            timeout=timeout,
-        )
-    except UnicodeEncodeError as exc:  # a lone surrogate in a message: not valid UTF-8
-        raise InvalidRequestError(
-            f"the request holds text that is not valid Unicode ({exc.reason} at character {exc.start} "
-            "of the encoded body); remove lone surrogates from the messages",
-            code="INVALID_UNICODE", provider=outgoing.provider, model=outgoing.model,
-        ) from None
+    content = outgoing.body()  # the bytes an auth injector may have signed
+    headers = outgoing.headers
+    if content is not None and not any(k.lower() == "content-type" for k in headers):
+        headers = {**headers, "Content-Type": "application/json"}
+    request = client.build_request(
+        outgoing.method,
+        outgoing.url,
+        headers=headers,
+        params=outgoing.params or None,
+        content=content,
+        timeout=timeout,
+    )
     resp = await client.send(request, stream=True)
     try:
         yield resp

@@ -18,8 +18,10 @@ import json
 import random
 import re
 import struct
+import zlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
 
@@ -29,6 +31,7 @@ __all__ = [
     "Rendered",
     "Route",
     "error_body",
+    "eventstream_message",
     "fake_embedding",
     "render_embedding",
     "render_script",
@@ -100,6 +103,10 @@ def resolve(path: str) -> Route | None:
                 return Route("gemini", "chat", model, method)
             if method in ("embedContent", "batchEmbedContents"):
                 return Route("gemini", "embed", model, method)
+    elif fmt == "vertex":
+        return _vertex_route(rest)
+    elif fmt == "bedrock":
+        return _bedrock_route(rest)
     elif fmt == "ollama":
         if rest.endswith("/api/chat"):
             return Route("ollama", "chat")
@@ -597,6 +604,131 @@ def _ollama_response(script: Script, model: str, op: str) -> str:
     return _dumps(dict(head, message=message, **_ollama_final(script)))
 
 
+# --- vertex ---------------------------------------------------------------
+# Gemini on Vertex AI: the same chunks and SSE framing as Gemini, under
+# /v1/projects/P/locations/L/publishers/google/models/M:method.
+
+_VERTEX_PATH = re.compile(r"/projects/[^/]+/locations/[^/]+/publishers/google/models/([^/:]+):([A-Za-z]+)$")
+
+
+def _vertex_route(rest: str) -> Route | None:
+    match = _VERTEX_PATH.search(rest)
+    if match is None:
+        return None
+    model, method = match.groups()
+    if method in ("streamGenerateContent", "generateContent"):
+        return Route("gemini", "chat", model, method)
+    return None
+
+
+# --- bedrock --------------------------------------------------------------
+# Bedrock Runtime ConverseStream: application/vnd.amazon.eventstream, one
+# binary message per event (headers :event-type, :content-type,
+# :message-type, as AWS orders them), each JSON payload padded with a "p"
+# field as the real service pads it; modelled errors are exception messages.
+
+_BEDROCK_PATH = re.compile(r"/model/([^/]+)/(converse-stream|converse)$")
+_EVENTSTREAM = "application/vnd.amazon.eventstream"
+_PAD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+#: StreamError.type (Anthropic's names by default) -> Bedrock exception type
+_BEDROCK_EXCEPTIONS = {
+    "overloaded_error": "serviceUnavailableException",
+    "rate_limit_error": "throttlingException",
+    "api_error": "internalServerException",
+    "invalid_request_error": "validationException",
+}
+_BEDROCK_ERRORS = {
+    400: "ValidationException",
+    403: "AccessDeniedException",
+    404: "ResourceNotFoundException",
+    408: "ModelTimeoutException",
+    424: "ModelErrorException",
+    429: "ThrottlingException",
+    500: "InternalServerException",
+    503: "ServiceUnavailableException",
+}
+
+
+def _bedrock_route(rest: str) -> Route | None:
+    match = _BEDROCK_PATH.search(rest)
+    if match is None:
+        return None
+    return Route("bedrock", "chat", unquote(match.group(1)), match.group(2))
+
+
+def eventstream_message(headers: dict[str, str], payload: bytes) -> bytes:
+    """One AWS event-stream message with string headers (type 7) and both CRCs."""
+    head = b"".join(
+        bytes([len(k.encode())]) + k.encode() + b"\x07" + struct.pack(">H", len(v.encode())) + v.encode()
+        for k, v in headers.items()
+    )
+    prelude = struct.pack(">II", 16 + len(head) + len(payload), len(head))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    body = prelude + head + payload
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+def _bedrock_event(name: str, data: dict[str, Any], rng: random.Random) -> bytes:
+    payload = _dumps({**data, "p": _PAD[: rng.randint(1, len(_PAD))]}).encode("utf-8")
+    headers = {":event-type": name, ":content-type": "application/json", ":message-type": "event"}
+    return eventstream_message(headers, payload)
+
+
+def _bedrock_rendered(script: Script, model: str, rng: random.Random) -> Rendered:
+    frames = [_bedrock_event("messageStart", {"role": "assistant"}, rng)]
+    content: list[bytes] = []
+    index = 0
+    pieces = _pieces(script)
+    if pieces:  # a text block has no contentBlockStart on Bedrock
+        content += [
+            _bedrock_event("contentBlockDelta", {"delta": {"text": p}, "contentBlockIndex": 0}, rng)
+            for p in pieces
+        ]
+        content.append(_bedrock_event("contentBlockStop", {"contentBlockIndex": 0}, rng))
+        index = 1
+    for call in script.tool_calls:
+        start = {"toolUse": {"toolUseId": call.id, "name": call.name}}
+        content.append(_bedrock_event("contentBlockStart", {"start": start, "contentBlockIndex": index}, rng))
+        for piece in _fragments(call.arguments, rng):
+            delta = {"toolUse": {"input": piece}}
+            content.append(_bedrock_event("contentBlockDelta", {"delta": delta, "contentBlockIndex": index}, rng))
+        content.append(_bedrock_event("contentBlockStop", {"contentBlockIndex": index}, rng))
+        index += 1
+    if script.error is not None:
+        if script.error.after is not None:
+            del content[script.error.after :]
+        kind = _BEDROCK_EXCEPTIONS.get(script.error.type, script.error.type)
+        headers = {":exception-type": kind, ":content-type": "application/json", ":message-type": "exception"}
+        frames += content
+        frames.append(eventstream_message(headers, _dumps({"message": script.error.message}).encode("utf-8")))
+    else:
+        frames += content
+        frames.append(_bedrock_event("messageStop", {"stopReason": script.wire_finish("bedrock")}, rng))
+        if script.end_marker:
+            prompt, completion = script.usage or (0, 0)
+            usage = {"inputTokens": prompt, "outputTokens": completion, "totalTokens": prompt + completion}
+            metrics = {"latencyMs": rng.randint(100, 5000)}
+            frames.append(_bedrock_event("metadata", {"usage": usage, "metrics": metrics}, rng))
+    ends = tuple(itertools.accumulate(len(frame) for frame in frames))
+    request_id = (("x-amzn-requestid", _uuid(rng)),)
+    return Rendered(script.status, _EVENTSTREAM, b"".join(frames), True, headers=request_id, frames=ends)
+
+
+def _uuid(rng: random.Random) -> str:
+    """A reproducible UUID-shaped request id."""
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _bedrock_error(status: int, message: str, error: StreamError | None) -> Rendered:
+    """A Bedrock error answer: ``{"message"}`` and the type in ``x-amzn-ErrorType``."""
+    kind = _BEDROCK_ERRORS.get(status, "InternalServerException")
+    if error is not None and error.type not in _BEDROCK_EXCEPTIONS:
+        kind = error.type
+    headers = (("x-amzn-ErrorType", f"{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"),)
+    return Rendered(status, _JSON, _dumps({"message": message}).encode("utf-8"), False, headers=headers)
+
+
 # --- dispatch -------------------------------------------------------------
 
 
@@ -619,6 +751,8 @@ def render_script(
     fmt = route.fmt
     if script.status >= 400:
         return error_body(fmt, script.status, script.error)
+    if fmt == "bedrock":
+        return _bedrock_rendered(script, model, rng)
     body: str | list[str]
     content_type = _JSON
     if fmt == "openai":
@@ -687,6 +821,8 @@ def error_body(fmt: str | None, status: int, error: StreamError | None = None) -
     message = (
         error.message if error is not None else f"scripted HTTP {status} from modelwire.testing"
     )
+    if fmt == "bedrock":
+        return _bedrock_error(status, message, error)
     body: dict[str, Any]
     if fmt == "gemini":
         kind = error.type if error is not None else _GOOGLE_STATUS.get(status, "UNKNOWN")

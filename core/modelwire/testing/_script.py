@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: The wire formats the server speaks; the first path segment selects one.
-FORMATS: tuple[str, ...] = ("anthropic", "gemini", "ollama", "openai")
+FORMATS: tuple[str, ...] = ("anthropic", "bedrock", "gemini", "ollama", "openai", "vertex")
 
 #: The text of the default script, served when nothing was pushed.
 DEFAULT_TEXT = "Hello from modelwire.testing! This reply was scripted, not generated."
@@ -54,6 +54,12 @@ FINISH_REASONS: dict[str, dict[str, str]] = {
         "content_filter": "SAFETY",
     },
     "ollama": {"tool_calls": "stop", "content_filter": "stop"},
+    "bedrock": {
+        "stop": "end_turn",
+        "length": "max_tokens",
+        "tool_calls": "tool_use",
+        "content_filter": "content_filtered",
+    },
 }
 
 Headers = tuple[tuple[str, str], ...]

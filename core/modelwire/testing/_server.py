@@ -41,6 +41,8 @@ _BASE_PATHS = {
     "anthropic": "/anthropic",
     "gemini": "/gemini",
     "ollama": "/ollama",
+    "bedrock": "/bedrock",
+    "vertex": "/vertex",
 }
 
 
@@ -162,8 +164,10 @@ class ReplayServer:
         The same base URL the official SDK uses for the real host:
         ``.../openai/v1`` (like ``https://api.openai.com/v1``),
         ``.../anthropic`` (``https://api.anthropic.com``), ``.../gemini``
-        (``https://generativelanguage.googleapis.com``) and ``.../ollama``
-        (``http://localhost:11434``).
+        (``https://generativelanguage.googleapis.com``), ``.../ollama``
+        (``http://localhost:11434``), ``.../bedrock``
+        (``https://bedrock-runtime.REGION.amazonaws.com``) and ``.../vertex``
+        (``https://LOCATION-aiplatform.googleapis.com``).
         """
         if fmt not in _BASE_PATHS:
             raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
@@ -339,6 +343,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             stream = route.method == "streamGenerateContent"
         elif route.fmt == "ollama":
             stream = req.get("stream", True) is not False
+        elif route.fmt == "bedrock":
+            stream = route.method == "converse-stream"
         else:
             stream = req.get("stream") is True
         options = req.get("stream_options")
