@@ -35,11 +35,16 @@ import attrs
 
 from .._errors import ModelError, ParseError
 from .._events import (
+    Citation,
     Done,
     Embedding,
     Event,
     Fallback,
     Finish,
+    Reasoning,
+    ReasoningDelta,
+    ServerToolCall,
+    ServerToolResult,
     TextDelta,
     ToolCall,
     ToolCallDelta,
@@ -96,10 +101,54 @@ class Response:
     usage: Usage | None
     finish_reason: str | None
     models: tuple[str, ...] = ()
+    #: the model's reasoning blocks (never part of ``text``), with signatures to send back
+    reasoning_blocks: tuple[Reasoning, ...] = ()
+    #: tools the provider ran itself (web search, code execution, MCP), as calls and results
+    server_tool_calls: tuple[ToolCall, ...] = ()
+    server_tool_results: tuple[ServerToolResult, ...] = ()
+    citations: tuple[Citation, ...] = ()
 
     @property
     def cost(self) -> Decimal | None:
         return self.usage.cost if self.usage is not None else None
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning text ("thinking"), blocks joined; empty when the model showed none."""
+        return "".join(b.text for b in self.reasoning_blocks)
+
+    def message(self) -> dict[str, Any]:
+        """The answer as an assistant message for the next turn (reasoning blocks and tool calls included)."""
+        msg: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.reasoning_blocks:
+            msg["reasoning"] = [b.to_message_part() for b in self.reasoning_blocks]
+        if self.tool_calls:
+            msg["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls]
+        return msg
+
+
+class ReasoningBuffer:
+    """Reasoning deltas accumulated into whole blocks, by index (signature and redacted data kept)."""
+
+    __slots__ = ("_blocks",)
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, list[Any]] = {}
+
+    def add(self, ev: ReasoningDelta) -> None:
+        slot = self._blocks.setdefault(ev.index, [[], None, None])
+        if ev.text:
+            slot[0].append(ev.text)
+        if ev.signature:
+            slot[1] = (slot[1] or "") + ev.signature
+        if ev.redacted:
+            slot[2] = (slot[2] or "") + ev.redacted
+
+    def clear(self) -> None:
+        self._blocks.clear()
+
+    def blocks(self) -> tuple[Reasoning, ...]:
+        return tuple(Reasoning("".join(t), sig, red) for _, (t, sig, red) in sorted(self._blocks.items()))
 
 
 class ToolCallBuffer:
@@ -320,6 +369,10 @@ class Runtime:
         """
         text: list[str] = []
         calls = ToolCallBuffer()
+        thinking = ReasoningBuffer()
+        server_calls = ToolCallBuffer()
+        results: list[ServerToolResult] = []
+        citations: list[Citation] = []
         usage: Usage | None = None
         finish: str | None = None
         path = [model]
@@ -330,6 +383,14 @@ class Runtime:
                     text.append(ev.text)  # type: ignore[attr-defined]
                 elif kind is ToolCallDelta:
                     calls.add(ev)  # type: ignore[arg-type]
+                elif kind is ReasoningDelta:
+                    thinking.add(ev)  # type: ignore[arg-type]
+                elif kind is ServerToolCall:
+                    server_calls.add(ev)  # type: ignore[arg-type]
+                elif kind is ServerToolResult:
+                    results.append(ev)  # type: ignore[arg-type]
+                elif kind is Citation:
+                    citations.append(ev)  # type: ignore[arg-type]
                 elif kind is Usage:
                     usage = ev  # type: ignore[assignment]
                 elif kind is Finish:
@@ -338,10 +399,17 @@ class Runtime:
                     assert isinstance(ev, Fallback)
                     path.append(ev.to_model)
                     calls.clear()
+                    thinking.clear()
+                    server_calls.clear()
+                    results.clear()
+                    citations.clear()
                     finish = None
                     if not ev.continued:
                         text.clear()
-        return Response(path[-1], "".join(text), calls.calls(), usage, finish, tuple(path))
+        return Response(
+            path[-1], "".join(text), calls.calls(), usage, finish, tuple(path),
+            thinking.blocks(), tuple(server_calls.calls()), tuple(results), tuple(citations),
+        )
 
     async def embed(self, model: str, texts: Sequence[str] | str) -> list[list[float]]:
         """One vector per input text, in input order."""
