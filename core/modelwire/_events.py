@@ -150,7 +150,7 @@ class Usage(Event):
             "type": "usage",
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
-            "cost": str(self.cost) if self.cost is not None else None,
+            "cost": format(self.cost, "f") if self.cost is not None else None,
         }
         if self.cost is not None and self.currency is not None:
             out["currency"] = self.currency
