@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_real_streams import ANTHROPIC_CACHED, ANTHROPIC_WEB_SEARCH, GEMINI_THINKING, MISTRAL_PARTS
 
 import modelwire
 from modelwire import ReasoningDelta, Usage
@@ -23,8 +24,6 @@ from modelwire._runtime.mapping import MAX_SLOT_TEXT, MAX_SLOTS, EventMapper, co
 from modelwire._runtime.planning import plan
 from modelwire._runtime.usage import Totals, cost
 from modelwire.testing import ReplayServer, Script
-
-from test_real_streams import ANTHROPIC_CACHED, ANTHROPIC_WEB_SEARCH, GEMINI_THINKING, MISTRAL_PARTS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -95,9 +94,9 @@ def test_runtime_totals_never_add_two_currencies(tmp_path: Any) -> None:
         a, b = rt.generate("dollars", "x"), rt.generate("euros", "x")
         assert (a.usage.currency, b.usage.currency) == ("USD", "EUR")  # type: ignore[union-attr]
         assert Decimal(a.usage.to_dict()["cost"]) == 1 and b.usage.to_dict()["currency"] == "EUR"  # type: ignore[union-attr]
-        assert rt.totals.costs == {"USD": Decimal(1), "EUR": Decimal(2)}
+        assert rt.runtime.totals.costs == {"USD": Decimal(1), "EUR": Decimal(2)}
         with pytest.raises(modelwire.InvalidRequestError):
-            _ = rt.totals.cost
+            _ = rt.runtime.totals.cost
 
 
 def test_usage_json_shape() -> None:
@@ -196,7 +195,7 @@ def _events(model: str, chunks: list[bytes]) -> list[Any]:
     ex = Exchange(modelwire.get_parser(p.operator.parser or "sse"), compile_rules(p.operator), p.context())
     out = [ev for c in chunks for ev in ex.feed(c)] + ex.close()
     ex.raise_error()
-    return out + [ex.tally.input_tokens, ex.tally.output_tokens, ex.tally.cached, ex.tally.cache_write]
+    return [*out, ex.tally.input_tokens, ex.tally.output_tokens, ex.tally.cached, ex.tally.cache_write]
 
 
 @pytest.mark.parametrize(("model", "body"), BODIES)
