@@ -144,6 +144,10 @@ class Reasoning:
         return "".join(self.pieces())
 
 
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 @attrs.frozen
 class ServerTool:
     """A tool the provider runs itself (Anthropic only: web search, code execution, MCP).
@@ -159,7 +163,7 @@ class ServerTool:
     name: str
     arguments: str = "{}"
     #: the result block's ``content``: a JSON value, kept as JSON text so scripts stay hashable
-    result: str = attrs.field(default="[]", converter=lambda v: v if isinstance(v, str) else json.dumps(v))
+    result: str = attrs.field(default="[]", converter=_json_text)
     result_type: str = "web_search_tool_result"
     server_name: str | None = None
 
