@@ -35,10 +35,10 @@ from ._script import (
 )
 from ._server import RecordedRequest, ReplayServer
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted order (a test checks it)
+    "Citation",
     "DEFAULT_TEXT",
     "FORMATS",
-    "Citation",
     "Reasoning",
     "RecordedRequest",
     "ReplayServer",
