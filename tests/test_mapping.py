@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 import modelwire
-from modelwire import Done, Finish, Frame, TextDelta, ToolCallDelta, Usage
-from modelwire._manifest.model import ErrorRule, Operator
+from modelwire import Data, Done, Finish, Frame, TextDelta, ToolCallDelta, Usage
+from modelwire._manifest.model import ErrorRule, EventRule, Operator
 from modelwire._manifest.structure import converter
 from modelwire._runtime.mapping import ErrorMapper, EventMapper, compile_rules
 
@@ -72,6 +72,13 @@ def feed(m: EventMapper, *frames: Frame) -> list[Any]:
             [Frame({"done": False}), Frame({"done": True, "why": "stop"})],
             [Finish("stop")],
             id="decoded-frames-and-stop-when",
+        ),
+        pytest.param(
+            [{"each": "results[]", "emit": {"type": "data", "value": "{i: index, s: score}"}},
+             {"when": "flag", "emit": {"type": "data"}}, {"emit": {"type": "data", "value": "missing"}}],
+            [Frame('{"results":[{"index":1,"score":0.5},{"index":0}]}'), Frame('{"flag":[true]}')],
+            [Data({"i": 1, "s": 0.5}), Data({"i": 0, "s": None}), Data({"flag": [True]})],
+            id="data-any-json-value-null-skipped",
         ),
     ],
 )
@@ -191,3 +198,17 @@ def test_generated_rules_agree_with_the_loop(manifest: str, frames: list[Any], a
 
 
 _CATALOG: dict[str, Any] = {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(frames=st.lists(PAYLOADS, min_size=1, max_size=6))
+def test_generated_data_rules_agree_with_the_loop(frames: list[Any]) -> None:
+    rules = compile_rules(Operator(path="/x", events=[
+        EventRule(each="choices", emit={"type": "data", "value": "@"}),
+        EventRule(when="usage", emit={"type": "data"}),
+        EventRule(emit={"type": "data", "value": "error.message"}),
+    ]))
+    fast, slow = EventMapper(rules, CTX), EventMapper(rules, CTX)
+    for payload in frames:
+        frame = Frame(payload)
+        assert _outcome(fast.feed, frame) == _outcome(slow.feed_reference, frame)

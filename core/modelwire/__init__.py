@@ -27,6 +27,7 @@ if _typing.TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exported_mem
     from ._errors import ModelError as ModelError
     from ._errors import NetworkError as NetworkError
     from ._errors import NotFoundError as NotFoundError
+    from ._errors import OutputSchemaError as OutputSchemaError
     from ._errors import ParseError as ParseError
     from ._errors import PluginError as PluginError
     from ._errors import ProviderDownError as ProviderDownError
@@ -34,6 +35,7 @@ if _typing.TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exported_mem
     from ._errors import RequestTimeout as RequestTimeout
     from ._errors import error_class as error_class
     from ._events import Citation as Citation
+    from ._events import Data as Data
     from ._events import Done as Done
     from ._events import Embedding as Embedding
     from ._events import Event as Event
@@ -72,6 +74,7 @@ if _typing.TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exported_mem
     from ._runtime.client import SyncRuntime as SyncRuntime
     from ._runtime.client import Totals as Totals
     from ._runtime.metrics import Metrics as Metrics
+    from ._runtime.operators import OperatorResult as OperatorResult
 
 _ERRORS = "._errors"
 _EVENTS = "._events"
@@ -84,6 +87,7 @@ _EXPORTS: dict[str, str] = {
     "Catalog": "._manifest.catalog",
     "Citation": _EVENTS,
     "Decision": "._plugins.policies",
+    "Data": _EVENTS,
     "Done": _EVENTS,
     "Embedding": _EVENTS,
     "Event": _EVENTS,
@@ -102,7 +106,9 @@ _EXPORTS: dict[str, str] = {
     "ModelError": _ERRORS,
     "NetworkError": _ERRORS,
     "NotFoundError": _ERRORS,
+    "OperatorResult": "._runtime.operators",
     "OutgoingRequest": "._plugins.request",
+    "OutputSchemaError": _ERRORS,
     "ParseError": _ERRORS,
     "Parser": "._frames",
     "ParserFactory": "._frames",

@@ -13,6 +13,7 @@ Every failure a caller can see is a :class:`ModelError`. Foreign exceptions
     │   └── ManifestError           invalid_request  (bad manifest: file, field, line)
     ├── AuthError                   auth
     ├── ParseError                  parse            (byte offset, line)
+    │   └── OutputSchemaError       parse            (structured output: JSON pointer, raw text)
     ├── LimitExceededError          limit_exceeded
     ├── NotFoundError               not_found        (PARSER_NOT_FOUND, MODEL_NOT_FOUND, ...)
     ├── InternalError               internal
@@ -43,6 +44,7 @@ __all__ = [
     "ModelError",
     "NetworkError",
     "NotFoundError",
+    "OutputSchemaError",
     "ParseError",
     "PluginError",
     "ProviderDownError",
@@ -211,6 +213,38 @@ class ParseError(ModelError):
             parts.append(f"line={self.line}")
         if self.offset is not None:
             parts.append(f"offset={self.offset}")
+        return " ".join(parts)
+
+
+class OutputSchemaError(ParseError):
+    """A structured answer that is not JSON, or not valid against the requested schema.
+
+    ``pointer`` is the JSON pointer (RFC 6901) of the first value that failed
+    (``""`` for the whole document), ``schema_path`` the schema keyword that
+    refused it, and ``text`` the raw answer, kept so it can be logged or repaired.
+    """
+
+    default_code = "OUTPUT_SCHEMA_MISMATCH"
+
+    pointer: str | None
+    schema_path: str | None
+    text: str
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        text: str = "",
+        pointer: str | None = None,
+        schema_path: str | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, text=text, pointer=pointer, schema_path=schema_path, **kw)
+
+    def where(self) -> str:
+        parts = [p for p in (super().where(),) if p]
+        if self.pointer is not None:
+            parts.append(f"at={self.pointer or '/'}")
         return " ".join(parts)
 
 

@@ -14,6 +14,7 @@ import attrs
 
 __all__ = [
     "Citation",
+    "Data",
     "Done",
     "Embedding",
     "Event",
@@ -202,6 +203,14 @@ class Embedding(Event):
     index: int
     vector: list[float]
     type = "embedding"
+
+
+@attrs.frozen(slots=True)
+class Data(Event):
+    """A JSON value from an operator with no event of its own (rerank scores, moderation flags)."""
+
+    value: Any
+    type = "data"
 
 
 @attrs.frozen

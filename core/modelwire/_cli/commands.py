@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import attrs
 
-from .._errors import ModelError
+from .._errors import InvalidRequestError, ModelError
 from .._events import Done, Fallback, Finish, TextDelta, ToolCallDelta, Usage
 
 __all__ = ["add_commands"]
@@ -36,10 +36,74 @@ def _emit(obj: Any) -> None:
     sys.stdout.flush()
 
 
-async def _call(args: argparse.Namespace) -> int:
+def _json_arg(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequestError(f"{what}: not JSON: {exc}", code="BAD_ARGUMENT") from None
+
+
+def _schema(value: str) -> Any:
+    """``--schema``: inline JSON (starts with ``{``) or the path of a JSON file."""
+    if value.lstrip().startswith("{"):
+        return _json_arg(value, "--schema")
+    try:
+        with open(value, encoding="utf-8") as fh:
+            text = fh.read(1 << 20)
+    except OSError as exc:
+        raise InvalidRequestError(f"--schema: cannot read {value}: {exc.strerror}", code="BAD_ARGUMENT") from None
+    return _json_arg(text, f"--schema {value}")
+
+
+def _inputs(pairs: list[str]) -> dict[str, Any]:
+    """``--input key=text`` (a string) and ``--input key:=JSON`` (any JSON value), as httpie reads them."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key or key == ":":
+            raise InvalidRequestError(
+                f"--input {pair!r}: expected KEY=TEXT or KEY:=JSON", code="BAD_ARGUMENT"
+            )
+        if key.endswith(":"):
+            key = key[:-1]
+            out[key] = _json_arg(value, f"--input {key}")
+        else:
+            out[key] = value
+    return out
+
+
+async def _call_operator(args: argparse.Namespace) -> int:
     from .._runtime.client import Runtime
 
+    if args.prompt is not None:
+        raise InvalidRequestError(
+            "--operator takes its inputs from --input KEY=TEXT / KEY:=JSON, not a PROMPT", code="BAD_ARGUMENT"
+        )
+    inputs = _inputs(args.input or [])
+    rt = Runtime(_catalog(args, args.model))
+    async with rt:
+        if args.json:
+            async for ev in rt.call_events(args.model, args.operator, **inputs):
+                _emit(ev.to_dict())
+        else:
+            _emit((await rt.call(args.model, args.operator, **inputs)).to_dict())
+    return 0
+
+
+async def _call(args: argparse.Namespace) -> int:
+    from .._runtime.client import Runtime
+    from .._runtime.request import normalize_response_format
+    from .._runtime.structured import parse_output
+
+    if args.operator is not None:
+        return await _call_operator(args)
+    if args.prompt is None:
+        raise InvalidRequestError("give a PROMPT (or --operator NAME with --input)", code="BAD_ARGUMENT")
+    if args.input:
+        raise InvalidRequestError("--input goes with --operator", code="BAD_ARGUMENT")
     kwargs: dict[str, Any] = {}
+    if args.schema is not None:
+        kwargs["response_format"] = _schema(args.schema)
     if args.system is not None:
         kwargs["system"] = args.system
     if args.max_tokens is not None:
@@ -50,7 +114,12 @@ async def _call(args: argparse.Namespace) -> int:
         rt = Runtime(_catalog(args, args.model))
         async with rt:
             calls: dict[int, list[str]] = {}
+            text: list[str] = []
             async for ev in rt.stream(args.model, args.prompt, **kwargs):
+                if type(ev) is TextDelta:
+                    text.append(ev.text)
+                elif type(ev) is Fallback and not ev.continued:
+                    text.clear()
                 if args.json:
                     _emit(ev.to_dict())
                 elif type(ev) is TextDelta:
@@ -72,6 +141,12 @@ async def _call(args: argparse.Namespace) -> int:
                         print(f"\n[tool call] {name}({arguments})")
             if not args.json:
                 sys.stdout.write("\n")
+            if args.schema is not None:
+                unified = normalize_response_format(kwargs["response_format"])
+                schema = unified["schema"] if unified is not None else None
+                parsed = parse_output("".join(text), schema, {"model": args.model})
+                if args.json:
+                    _emit({"type": "parsed", "value": parsed})
     except ModelError as exc:
         if args.json:
             _emit(exc.to_dict())
@@ -94,14 +169,17 @@ async def _embed(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Attach the runtime commands to the CLI's subparsers."""
-    p = sub.add_parser("call", help="stream one prompt through a model")
+    p = sub.add_parser("call", help="stream one prompt through a model, or call any operator")
     p.add_argument("model", metavar="MODEL", help="model name, or provider/model")
-    p.add_argument("prompt", metavar="PROMPT")
+    p.add_argument("prompt", metavar="PROMPT", nargs="?", help="the prompt (not with --operator)")
     p.add_argument("--manifest", "-m", action="append", metavar="F", help="extra manifest source (repeatable)")
     p.add_argument("--base-url", metavar="URL", help="override the provider's base URL")
     p.add_argument("--system", metavar="S", help="system prompt")
     p.add_argument("--max-tokens", type=int, metavar="N")
     p.add_argument("--temperature", type=float, metavar="T")
+    p.add_argument("--schema", metavar="FILE|JSON", help="structured output: a JSON Schema the answer must match")
+    p.add_argument("--operator", metavar="NAME", help="call this operator (rerank, ...) and print its result as JSON")
+    p.add_argument("--input", action="append", metavar="KEY=TEXT|KEY:=JSON", help="an input of --operator (repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object per event per line")
     p.set_defaults(handler=lambda a: anyio.run(_call, a))
 

@@ -177,7 +177,7 @@ class Provider:
     headers: dict[str, str] = attrs.field(factory=dict, metadata=doc("headers sent with every request"))
     timeout: Timeout = attrs.field(factory=Timeout, metadata=doc("timeouts"))
     budget: Budget = attrs.field(factory=Budget, metadata=doc("bounds on one response: bytes and events"))
-    operators: dict[str, Operator] = attrs.field(factory=dict, metadata=doc("generate, embed, ..."))
+    operators: dict[str, Operator] = attrs.field(factory=dict, metadata=doc("generate, embed, or any name (rerank, ...) callable with rt.call"))
     default_capabilities: list[str] = attrs.field(factory=lambda: ["generate", "stream"], metadata=doc("capabilities of an undeclared `provider/model`"))
 
 
@@ -223,7 +223,7 @@ class Model:
 
     provider: str = attrs.field(metadata=doc("provider name"))
     id: str | None = attrs.field(default=None, metadata=doc("the provider's model id (default: the key)"))
-    capabilities: list[str] = attrs.field(factory=lambda: ["generate", "stream"], metadata=doc("generate, stream, tools, vision, embed, json_mode"))
+    capabilities: list[str] = attrs.field(factory=lambda: ["generate", "stream"], metadata=doc("generate, stream, tools, vision, embed, json_mode, or an operator's name (rerank, ...)"))
     limits: Limits = attrs.field(factory=Limits, metadata=doc("local limits"))
     pricing: Pricing | None = attrs.field(default=None, metadata=doc("prices for cost"))
     fallback: list[str] = attrs.field(factory=list, metadata=doc("models to try next, in order"))

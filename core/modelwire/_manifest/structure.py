@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 EVENT_TYPES = (
-    "text", "tool_call", "usage", "finish", "done", "embedding",
+    "text", "tool_call", "usage", "finish", "done", "embedding", "data",
     "reasoning", "server_tool_call", "server_tool_result", "citation",
 )
 PathT = tuple["str | int", ...]

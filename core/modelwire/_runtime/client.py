@@ -33,7 +33,7 @@ import anyio
 import anyio.from_thread
 import attrs
 
-from .._errors import ModelError, ParseError
+from .._errors import InvalidRequestError, ModelError, ParseError
 from .._events import (
     Citation,
     Done,
@@ -57,16 +57,26 @@ from .._plugins.tokenizers import count_messages
 from .exchange import Exchange
 from .fallback import run_chain
 from .limits import CallLimits, acquire, acquire_slot, check_context_window
-from .planning import CallPlan, chain_for, plan
+from .operators import (
+    OperatorResult,
+    check_inputs,
+    collect,
+    expect_embeddings,
+    input_messages,
+    operator_request,
+)
+from .planning import CallPlan, chain_for
 from .protocol import choose_parser
 from .request import (
     CompiledOperator,
     build_outgoing,
     build_request,
     normalize_messages,
+    normalize_response_format,
     normalize_tools,
     with_context,
 )
+from .structured import parse_output
 from .transport import (
     MAX_DRAIN,
     MAX_ERROR_BODY,
@@ -101,6 +111,8 @@ class Response:
     usage: Usage | None
     finish_reason: str | None
     models: tuple[str, ...] = ()
+    #: the JSON Schema of ``response_format``, when the call asked for one
+    schema: dict[str, Any] | None = attrs.field(default=None, repr=False)
     #: the model's reasoning blocks (never part of ``text``), with signatures to send back
     reasoning_blocks: tuple[Reasoning, ...] = ()
     #: tools the provider ran itself (web search, code execution, MCP), as calls and results
@@ -111,6 +123,15 @@ class Response:
     @property
     def cost(self) -> Decimal | None:
         return self.usage.cost if self.usage is not None else None
+
+    @property
+    def parsed(self) -> Any:
+        """``text`` as JSON, validated against the requested schema (parsed anew on each access).
+
+        Raises :class:`~modelwire.OutputSchemaError` naming the JSON pointer
+        where the answer did not match, with the raw text in ``.text``.
+        """
+        return parse_output(self.text, self.schema, {"model": self.model})
 
     @property
     def reasoning(self) -> str:
@@ -331,14 +352,17 @@ class Runtime:
         temperature: float | None = None,
         stop: Sequence[str] | str | None = None,
         extra: Mapping[str, Any] | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Stream unified events: TextDelta, ToolCallDelta, Finish, Usage, then Done.
 
         Failures go to the model's fallback policy: retries are invisible;
         when another model takes over, a :class:`Fallback` event comes first,
         so text from two models is never spliced without a marker.
+        ``response_format`` (a JSON Schema) asks for structured output.
         """
         unified_tools = normalize_tools(tools)
+        unified_format = normalize_response_format(response_format)
         msgs = normalize_messages(prompt, messages, system)
         needs = ["generate"] + (["tools"] if unified_tools else []) + (["vision"] if _has_images(msgs) else [])
         chain, switch = chain_for(self.catalog, model, needs)
@@ -350,6 +374,7 @@ class Runtime:
             request = build_request(
                 plan_, messages=msgs, tools=unified_tools, tool_choice=tool_choice,
                 max_tokens=max_tokens, temperature=temperature, stop=stop, stream=plan_.operator.stream,
+                response_format=unified_format,
             )
             return self._call(plan_, request, extra, msgs, unified_tools)
 
@@ -406,28 +431,87 @@ class Runtime:
                     finish = None
                     if not ev.continued:
                         text.clear()
+        schema = normalize_response_format(kwargs.get("response_format"))
         return Response(
             path[-1], "".join(text), calls.calls(), usage, finish, tuple(path),
-            thinking.blocks(), tuple(server_calls.calls()), tuple(results), tuple(citations),
+            schema["schema"] if schema is not None else None,
+            reasoning_blocks=thinking.blocks(), server_tool_calls=tuple(server_calls.calls()),
+            server_tool_results=tuple(results), citations=tuple(citations),
         )
 
     async def embed(self, model: str, texts: Sequence[str] | str) -> list[list[float]]:
-        """One vector per input text, in input order."""
+        """One vector per input text, in input order.
+
+        The same path as :meth:`generate`: fallback chain and policy, limits,
+        metrics, usage and cost. ``context_window`` applies to each input.
+        """
         inputs = [texts] if isinstance(texts, str) else list(texts)
-        chain, _switch = chain_for(self.catalog, model, ["embed"])
-        plan_ = plan(self.catalog, chain[0], "embed", ["embed"])
-        request = build_request(plan_, input=inputs, stream=False)
+        for i, text in enumerate(inputs):
+            if not isinstance(text, str):
+                raise InvalidRequestError(
+                    f"input[{i}] must be a string, got {type(text).__name__}", code="BAD_INPUT", model=model
+                )
+        msgs = [{"role": "user", "content": t} for t in inputs]
+
+        def attempt(plan_: CallPlan, _msgs: list[dict[str, Any]]) -> AsyncGenerator[Event, None]:
+            spec = plan_.spec
+            if spec.limits.context_window is not None:
+                tokenizer = self._tokenizer(spec)
+                check_inputs(
+                    [tokenizer.count(t) for t in inputs], spec.limits.context_window,
+                    tokenizer_name(tokenizer, spec), plan_.context(),
+                )
+            request = build_request(plan_, input=inputs, stream=False)
+            return expect_embeddings(self._call(plan_, request, None, msgs, None), len(inputs), plan_.context())
+
         vectors: dict[int, list[float]] = {}
-        async with aclosing(self._send(plan_, request, None, None, None)) as events:
+        async with aclosing(self._operate(model, "embed", ["embed"], msgs, attempt)) as events:
             async for ev in events:
                 if type(ev) is Embedding:
                     vectors[ev.index] = ev.vector
-        if len(vectors) != len(inputs):
-            raise ParseError(
-                f"expected {len(inputs)} embeddings, got {len(vectors)}", code="EMBEDDINGS_MISSING",
-                **plan_.context(),
-            )
+                elif type(ev) is Fallback:
+                    vectors.clear()
         return [vectors[i] for i in sorted(vectors)]
+
+    async def call(self, model: str, operator: str, /, **inputs: Any) -> OperatorResult:
+        """Call any operator the model's provider declares (``rerank``, ``moderation``, ...).
+
+        ``inputs`` become the unified request the operator's ``request:``
+        expression reads (with ``model`` and ``stream`` added); the model needs
+        the operator in its capabilities. The same path as :meth:`generate`.
+        """
+        return collect(model, operator, [ev async for ev in self.call_events(model, operator, **inputs)])
+
+    async def call_events(self, model: str, operator: str, /, **inputs: Any) -> AsyncGenerator[Event, None]:
+        """The events of :meth:`call`, as they arrive."""
+        msgs = input_messages(inputs)
+
+        def attempt(plan_: CallPlan, msgs: list[dict[str, Any]]) -> AsyncGenerator[Event, None]:
+            return self._call(plan_, operator_request(plan_, inputs), None, msgs, None)
+
+        async with aclosing(self._operate(model, operator, [operator], msgs, attempt)) as events:
+            async for ev in events:
+                yield ev
+
+    async def _operate(
+        self,
+        model: str,
+        operator: str,
+        needs: list[str],
+        msgs: list[dict[str, Any]],
+        attempt: Callable[[CallPlan, list[dict[str, Any]]], AsyncGenerator[Event, None]],
+    ) -> AsyncGenerator[Event, None]:
+        """Any operator along the model's fallback chain, each attempt through :meth:`_call`."""
+        chain, switch = chain_for(self.catalog, model, needs)
+        if switch is not None:
+            self._note_fallback(switch)
+            yield switch
+        async with aclosing(run_chain(
+            self.catalog, chain, operator, needs, msgs,
+            policy_for=self._policy, attempt=attempt, on_fallback=self._note_fallback,
+        )) as events:
+            async for ev in events:
+                yield ev
 
     # -- chain, limits, accounting -------------------------------------------
     def _note_fallback(self, ev: Fallback) -> None:
@@ -477,7 +561,8 @@ class Runtime:
 
         limits = spec.limits
         reply_budget = request.get("max_tokens") or limits.max_tokens or 0
-        if limits.context_window is not None:
+        if limits.context_window is not None and plan_.operator_name == "generate":
+            # (embed checks each input against the window; other operators leave it to the provider)
             check_context_window(
                 prompt_tokens(), request.get("max_tokens") or 0, limits.context_window,
                 tokenizer_name(tokenizer, spec), context,
@@ -636,6 +721,14 @@ class SyncRuntime:
 
     def embed(self, model: str, texts: Sequence[str] | str) -> list[list[float]]:
         return self._call().call(self.runtime.embed, model, texts)
+
+    def call(self, model: str, operator: str, /, **inputs: Any) -> OperatorResult:
+        """Call any declared operator (see :meth:`Runtime.call`)."""
+        return self._call().call(partial(self.runtime.call, model, operator, **inputs))
+
+    def call_events(self, model: str, operator: str, /, **inputs: Any) -> Iterator[Event]:
+        """The events of :meth:`call`, as they arrive."""
+        return self.iterate(self.runtime.call_events(model, operator, **inputs))
 
     def run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run ``await fn(*args, **kwargs)`` in this runtime's event loop thread; its result."""

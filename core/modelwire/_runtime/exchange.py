@@ -167,6 +167,13 @@ class Exchange:
             except ModelError as exc:
                 self.error = exc
                 return out
+            # A body parsed only at EOF (one JSON document) counts against the budget too.
+            self.emitted += len(out)
+            if self.max_events is not None and self.emitted > self.max_events:
+                self.error = LimitExceededError(
+                    f"the response passed its budget of {self.max_events} events; stopped reading",
+                    code="STREAM_TOO_LARGE", **self.context,
+                )
         if mapper.has_end_marker and not mapper.stopped:
             what = "an empty body" if self.received == 0 else f"{self.received} bytes"
             if self.content_type:

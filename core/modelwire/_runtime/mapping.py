@@ -16,6 +16,7 @@ import jmespath.exceptions
 from .._errors import ModelError, ParseError, error_class
 from .._events import (
     Citation,
+    Data,
     Done,
     Embedding,
     Event,
@@ -202,6 +203,15 @@ def _builder(emit: dict[str, Any]) -> Builder:
             return Embedding(index=_int_or_none(idx(value)) or 0 if idx else 0, vector=vector)
 
         return embedding
+
+    if kind == "data":
+        val = get("value")
+
+        def data(value: Any) -> Event | None:
+            v = val(value) if val else value
+            return None if v is None else Data(v)
+
+        return data
 
     return lambda value: Done()  # "done"
 

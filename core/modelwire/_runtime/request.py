@@ -22,6 +22,7 @@ from .._plugins.request import OutgoingRequest
 from .._version import __version__
 from .mapping import ErrorMapper, Rule, compile_rules
 from .planning import CallPlan
+from .structured import check_schema
 
 __all__ = [
     "CompiledOperator",
@@ -29,6 +30,7 @@ __all__ = [
     "build_request",
     "drop_nulls",
     "normalize_messages",
+    "normalize_response_format",
     "normalize_tools",
     "with_context",
 ]
@@ -133,6 +135,50 @@ def normalize_tools(tools: Sequence[Mapping[str, Any]] | None) -> list[dict[str,
     return out
 
 
+def normalize_response_format(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The unified structured-output request: ``{name, schema, strict}``.
+
+    Takes a JSON Schema, or ``{name?, schema, strict?}`` around one (a schema
+    never has a ``schema`` keyword, so the two cannot be confused), or
+    OpenAI's ``{type: json_schema, json_schema: {...}}``.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(
+            f"response_format must be a JSON Schema object, got {type(value).__name__}",
+            code="BAD_RESPONSE_FORMAT",
+        )
+    if value.get("type") == "json_schema" and isinstance(value.get("json_schema"), Mapping):
+        value = value["json_schema"]
+    if isinstance(value.get("schema"), Mapping):
+        schema, name, strict = dict(value["schema"]), value.get("name"), value.get("strict")
+    elif "schema" in value:
+        raise InvalidRequestError(
+            f"response_format.schema must be a JSON Schema object, got {type(value['schema']).__name__}",
+            code="BAD_RESPONSE_FORMAT",
+        )
+    else:
+        schema, name, strict = dict(value), None, None
+    if name is not None and not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name)):
+        raise InvalidRequestError(
+            f"response_format.name must be 1-64 letters, digits, _ or -, got {name!r}",
+            code="BAD_RESPONSE_FORMAT",
+        )
+    if strict is not None and not isinstance(strict, bool):
+        raise InvalidRequestError(
+            f"response_format.strict must be true or false, got {strict!r}", code="BAD_RESPONSE_FORMAT"
+        )
+    try:
+        json.dumps(schema, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidRequestError(
+            f"response_format: the schema cannot be sent as JSON: {exc}", code="BAD_RESPONSE_FORMAT"
+        ) from None
+    check_schema(schema)
+    return {"name": name or "response", "schema": schema, "strict": strict}
+
+
 def build_request(
     plan_: CallPlan,
     *,
@@ -144,6 +190,7 @@ def build_request(
     stop: Sequence[str] | str | None = None,
     input: Sequence[str] | None = None,
     stream: bool = True,
+    response_format: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The unified request, the data every ``request:`` expression reads."""
     limit = plan_.spec.limits.max_tokens
@@ -163,6 +210,7 @@ def build_request(
         "stop": [stop] if isinstance(stop, str) else list(stop) if stop else None,
         "input": list(input) if input is not None else None,
         "stream": stream,
+        "response_format": response_format,
     }
 
 
