@@ -38,7 +38,8 @@ def test_call_json_events(server: ReplayServer) -> None:
     calls = [e for e in events if e["type"] == "tool_call"]
     assert calls[0]["id"] == "c1" and "".join(c["arguments"] or "" for c in calls) == '{"a": 1}'
     usage = [e for e in events if e["type"] == "usage"]
-    assert usage == [{"type": "usage", "input_tokens": 4, "output_tokens": 2, "cost": pytest.approx(4 * 0.4e-6 + 2 * 1.6e-6)}]
+    # cost is a decimal string (a float would round money), with its currency
+    assert usage == [{"type": "usage", "input_tokens": 4, "output_tokens": 2, "cost": "0.0000048", "currency": "USD"}]
     assert events[-1] == {"type": "done"}
     assert server.requests[-1].json["messages"][0] == {"role": "system", "content": "terse"}
 

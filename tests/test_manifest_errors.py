@@ -345,13 +345,15 @@ def test_classes_are_frozen() -> None:
             """,
             [
                 "m.yaml:9: providers.p.operators.g.events[0].emit.type: emit needs a type, one of "
-                "text, tool_call, usage, finish, done, embedding, data; got 'txt'",
+                "text, tool_call, usage, finish, done, embedding, data, reasoning, server_tool_call, "
+                "server_tool_result, citation; got 'txt'",
                 "m.yaml:10: providers.p.operators.g.events[1].emit.type: emit needs a type, one of "
-                "text, tool_call, usage, finish, done, embedding, data; got null",
+                "text, tool_call, usage, finish, done, embedding, data, reasoning, server_tool_call, "
+                "server_tool_result, citation; got null",
                 "m.yaml:11: providers.p.operators.g.events[2].emit.text: "
                 "expected an expression string, got 5",
                 "m.yaml:12: providers.p.operators.g.events[3]: "
-                "a rule needs `emit`, `error`, `stop` or `stop_when`",
+                "a rule needs `emit`, `error`, `remember`, `stop` or `stop_when`",
             ],
             id="event-rules",
         ),

@@ -159,8 +159,12 @@ KEYS = st.sampled_from([
     "finish_reason", "usage", "prompt_tokens", "completion_tokens", "error", "message", "type",
     "text", "content_block", "partial_json", "stop_reason", "candidates", "parts", "functionCall",
     "args", "finishReason", "usageMetadata", "done", "done_reason", "eval_count", "code",
+    "thought", "thinking", "reasoning_content", "reasoning", "signature", "object", "citation",
 ])
-LEAVES = st.none() | st.booleans() | st.integers(-2, 5) | st.sampled_from(["", "x", "tool_use", "text_delta", "[DONE]", "stop"])
+LEAVES = st.none() | st.booleans() | st.integers(-2, 5) | st.sampled_from([
+    "", "x", "tool_use", "text_delta", "[DONE]", "stop", "server_tool_use", "input_json_delta", "thinking",
+    "text", "chat.completion.done", "thinking_delta", "web_search_tool_result",
+])
 PAYLOADS = st.recursive(LEAVES, lambda c: st.lists(c, max_size=3) | st.dictionaries(KEYS, c, max_size=5), max_leaves=30)
 EVENTS = st.sampled_from([None, "message", "message_start", "content_block_start", "content_block_delta", "message_delta", "message_stop", "error", "ping"])
 

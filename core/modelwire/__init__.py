@@ -34,12 +34,17 @@ if _typing.TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exported_mem
     from ._errors import RateLimitError as RateLimitError
     from ._errors import RequestTimeout as RequestTimeout
     from ._errors import error_class as error_class
+    from ._events import Citation as Citation
     from ._events import Data as Data
     from ._events import Done as Done
     from ._events import Embedding as Embedding
     from ._events import Event as Event
     from ._events import Fallback as Fallback
     from ._events import Finish as Finish
+    from ._events import Reasoning as Reasoning
+    from ._events import ReasoningDelta as ReasoningDelta
+    from ._events import ServerToolCall as ServerToolCall
+    from ._events import ServerToolResult as ServerToolResult
     from ._events import TextDelta as TextDelta
     from ._events import ToolCall as ToolCall
     from ._events import ToolCallDelta as ToolCallDelta
@@ -80,6 +85,7 @@ _EXPORTS: dict[str, str] = {
     "Attempt": "._plugins.policies",
     "AuthError": _ERRORS,
     "Catalog": "._manifest.catalog",
+    "Citation": _EVENTS,
     "Decision": "._plugins.policies",
     "Data": _EVENTS,
     "Done": _EVENTS,
@@ -110,10 +116,14 @@ _EXPORTS: dict[str, str] = {
     "Plugins": "._plugins.manager",
     "ProviderDownError": _ERRORS,
     "RateLimitError": _ERRORS,
+    "Reasoning": _EVENTS,
+    "ReasoningDelta": _EVENTS,
     "Registration": "._plugins.manager",
     "RequestTimeout": _ERRORS,
     "Response": "._runtime.client",
     "Runtime": "._runtime.client",
+    "ServerToolCall": _EVENTS,
+    "ServerToolResult": _EVENTS,
     "SyncRuntime": "._runtime.client",
     "TextDelta": _EVENTS,
     "Tokenizer": "._plugins.tokenizers",

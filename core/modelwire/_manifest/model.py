@@ -28,6 +28,8 @@ __all__ = [
     "Operator",
     "Pricing",
     "Provider",
+    "Recall",
+    "Remember",
     "Retry",
     "Timeout",
     "UrlRule",
@@ -88,6 +90,22 @@ class ErrorRaise:
 
 
 @attrs.frozen
+class Remember:
+    """Keep a value from this frame for later frames of the same response."""
+
+    key: str = attrs.field(metadata=doc("expression: the slot (a content block's `index`, a call id)"))
+    value: str = attrs.field(metadata=doc("expression: what to keep (a string, number, boolean or null)"))
+
+
+@attrs.frozen
+class Recall:
+    """Read a remembered value back into this frame before the rule's expressions run."""
+
+    key: str = attrs.field(metadata=doc("expression: the slot to read"))
+    into: str = attrs.field(metadata=doc("field name under which the rule's expressions see the value (null if never remembered)"))
+
+
+@attrs.frozen
 class EventRule:
     """Frame -> unified events. Every matching rule fires, in order."""
 
@@ -100,6 +118,8 @@ class EventRule:
     error: ErrorRaise | None = attrs.field(default=None, metadata=doc("raise a typed error for this frame"))
     stop: bool = attrs.field(default=False, metadata=doc("this frame is the stream's end marker"))
     stop_when: str | None = attrs.field(default=None, metadata=doc("shorthand for `when: X` + `stop: true`"))
+    remember: Remember | None = attrs.field(default=None, metadata=doc("keep a value of this frame for later frames (runs when the rule fires)"))
+    recall: Recall | None = attrs.field(default=None, metadata=doc("add a remembered value to the frame, as a field, before `when`"))
 
 
 @attrs.frozen
@@ -182,8 +202,9 @@ class Pricing:
 
     input_per_mtok: float = attrs.field(default=0.0, metadata=doc("price of a million input tokens"))
     output_per_mtok: float = attrs.field(default=0.0, metadata=doc("price of a million output tokens"))
-    cached_input_per_mtok: float | None = attrs.field(default=None, metadata=doc("price of a million cached input tokens (default: the input price)"))
-    currency: str = attrs.field(default="USD", metadata=doc("currency code"))
+    cached_input_per_mtok: float | None = attrs.field(default=None, metadata=doc("price of a million input tokens read from the prompt cache (default: the input price)"))
+    cache_write_per_mtok: float | None = attrs.field(default=None, metadata=doc("price of a million input tokens written to the prompt cache (default: the input price)"))
+    currency: str = attrs.field(default="USD", metadata=doc("ISO 4217 code of the prices (totals never add two currencies)"))
 
 
 @attrs.frozen

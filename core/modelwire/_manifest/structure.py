@@ -34,7 +34,10 @@ __all__ = [
     "parse_manifest",
 ]
 
-EVENT_TYPES = ("text", "tool_call", "usage", "finish", "done", "embedding", "data")
+EVENT_TYPES = (
+    "text", "tool_call", "usage", "finish", "done", "embedding", "data",
+    "reasoning", "server_tool_call", "server_tool_result", "citation",
+)
 PathT = tuple["str | int", ...]
 
 
@@ -432,8 +435,15 @@ def _check_rule(rule: EventRule, base: PathT, doc: Located, out: list[ManifestIs
             _check_kind(kind, (*base, "error", "kinds", key), doc, out)
         _check_expr(rule.error.code, (*base, "error", "code"), doc, out)
         _check_expr(rule.error.message, (*base, "error", "message"), doc, out)
-    if rule.emit is None and rule.error is None and not (rule.stop or rule.stop_when):
-        out.append(doc.issue(base, "a rule needs `emit`, `error`, `stop` or `stop_when`"))
+    if rule.remember is not None:
+        _check_expr(rule.remember.key, (*base, "remember", "key"), doc, out)
+        _check_expr(rule.remember.value, (*base, "remember", "value"), doc, out)
+    if rule.recall is not None:
+        _check_expr(rule.recall.key, (*base, "recall", "key"), doc, out)
+        if not rule.recall.into.isidentifier():
+            out.append(doc.issue((*base, "recall", "into"), f"expected a field name, got {rule.recall.into!r}"))
+    if rule.emit is None and rule.error is None and rule.remember is None and not (rule.stop or rule.stop_when):
+        out.append(doc.issue(base, "a rule needs `emit`, `error`, `remember`, `stop` or `stop_when`"))
 
 
 def _check_operator(op: Operator, base: PathT, doc: Located, out: list[ManifestIssue]) -> None:

@@ -35,11 +35,16 @@ import attrs
 
 from .._errors import InvalidRequestError, ModelError, ParseError
 from .._events import (
+    Citation,
     Done,
     Embedding,
     Event,
     Fallback,
     Finish,
+    Reasoning,
+    ReasoningDelta,
+    ServerToolCall,
+    ServerToolResult,
     TextDelta,
     ToolCall,
     ToolCallDelta,
@@ -108,6 +113,12 @@ class Response:
     models: tuple[str, ...] = ()
     #: the JSON Schema of ``response_format``, when the call asked for one
     schema: dict[str, Any] | None = attrs.field(default=None, repr=False)
+    #: the model's reasoning blocks (never part of ``text``), with signatures to send back
+    reasoning_blocks: tuple[Reasoning, ...] = ()
+    #: tools the provider ran itself (web search, code execution, MCP), as calls and results
+    server_tool_calls: tuple[ToolCall, ...] = ()
+    server_tool_results: tuple[ServerToolResult, ...] = ()
+    citations: tuple[Citation, ...] = ()
 
     @property
     def cost(self) -> Decimal | None:
@@ -121,6 +132,44 @@ class Response:
         where the answer did not match, with the raw text in ``.text``.
         """
         return parse_output(self.text, self.schema, {"model": self.model})
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning text ("thinking"), blocks joined; empty when the model showed none."""
+        return "".join(b.text for b in self.reasoning_blocks)
+
+    def message(self) -> dict[str, Any]:
+        """The answer as an assistant message for the next turn (reasoning blocks and tool calls included)."""
+        msg: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.reasoning_blocks:
+            msg["reasoning"] = [b.to_message_part() for b in self.reasoning_blocks]
+        if self.tool_calls:
+            msg["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls]
+        return msg
+
+
+class ReasoningBuffer:
+    """Reasoning deltas accumulated into whole blocks, by index (signature and redacted data kept)."""
+
+    __slots__ = ("_blocks",)
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, list[Any]] = {}
+
+    def add(self, ev: ReasoningDelta) -> None:
+        slot = self._blocks.setdefault(ev.index, [[], None, None])
+        if ev.text:
+            slot[0].append(ev.text)
+        if ev.signature:
+            slot[1] = (slot[1] or "") + ev.signature
+        if ev.redacted:
+            slot[2] = (slot[2] or "") + ev.redacted
+
+    def clear(self) -> None:
+        self._blocks.clear()
+
+    def blocks(self) -> tuple[Reasoning, ...]:
+        return tuple(Reasoning("".join(t), sig, red) for _, (t, sig, red) in sorted(self._blocks.items()))
 
 
 class ToolCallBuffer:
@@ -349,6 +398,10 @@ class Runtime:
         """
         text: list[str] = []
         calls = ToolCallBuffer()
+        thinking = ReasoningBuffer()
+        server_calls = ToolCallBuffer()
+        results: list[ServerToolResult] = []
+        citations: list[Citation] = []
         usage: Usage | None = None
         finish: str | None = None
         path = [model]
@@ -359,6 +412,14 @@ class Runtime:
                     text.append(ev.text)  # type: ignore[attr-defined]
                 elif kind is ToolCallDelta:
                     calls.add(ev)  # type: ignore[arg-type]
+                elif kind is ReasoningDelta:
+                    thinking.add(ev)  # type: ignore[arg-type]
+                elif kind is ServerToolCall:
+                    server_calls.add(ev)  # type: ignore[arg-type]
+                elif kind is ServerToolResult:
+                    results.append(ev)  # type: ignore[arg-type]
+                elif kind is Citation:
+                    citations.append(ev)  # type: ignore[arg-type]
                 elif kind is Usage:
                     usage = ev  # type: ignore[assignment]
                 elif kind is Finish:
@@ -367,6 +428,10 @@ class Runtime:
                     assert isinstance(ev, Fallback)
                     path.append(ev.to_model)
                     calls.clear()
+                    thinking.clear()
+                    server_calls.clear()
+                    results.clear()
+                    citations.clear()
                     finish = None
                     if not ev.continued:
                         text.clear()
@@ -374,6 +439,8 @@ class Runtime:
         return Response(
             path[-1], "".join(text), calls.calls(), usage, finish, tuple(path),
             schema["schema"] if schema is not None else None,
+            reasoning_blocks=thinking.blocks(), server_tool_calls=tuple(server_calls.calls()),
+            server_tool_results=tuple(results), citations=tuple(citations),
         )
 
     async def embed(self, model: str, texts: Sequence[str] | str) -> list[list[float]]:

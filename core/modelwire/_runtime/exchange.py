@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import LimitExceededError, ModelError, NetworkError
-from .._events import Done, Event, TextDelta, ToolCallDelta, Usage
+from .._events import Done, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from .._frames import Parser
 from .mapping import EventMapper, Rule
 
@@ -28,13 +28,15 @@ class Tally:
     stream whose caller discards events.
     """
 
-    __slots__ = ("cached", "input_tokens", "output_tokens", "produced")
+    __slots__ = ("cache_write", "cached", "input_tokens", "output_tokens", "produced", "reasoning")
 
     def __init__(self) -> None:
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.cached: int | None = None
-        self.produced: list[str] = []  # text and tool arguments
+        self.cache_write: int | None = None
+        self.reasoning: int | None = None
+        self.produced: list[str] = []  # text, reasoning and tool arguments
 
     @property
     def reported(self) -> bool:
@@ -57,6 +59,10 @@ class Tally:
                     self.output_tokens = ev.output_tokens
                 if ev.cached_input_tokens is not None:
                     self.cached = ev.cached_input_tokens
+                if ev.cache_write_tokens is not None:
+                    self.cache_write = ev.cache_write_tokens
+                if ev.reasoning_tokens is not None:
+                    self.reasoning = ev.reasoning_tokens
                 if self.reported:
                     self.produced.clear()
                 continue
@@ -64,6 +70,9 @@ class Tally:
                 assert isinstance(ev, ToolCallDelta)
                 if ev.arguments and not self.reported:
                     self.produced.append(ev.arguments)
+            elif kind is ReasoningDelta:
+                if not self.reported:
+                    self.produced.append(ev.text)  # type: ignore[attr-defined]
             elif kind is Done:
                 continue
             out.append(ev)

@@ -14,7 +14,20 @@ from typing import Any
 import jmespath.exceptions
 
 from .._errors import ModelError, ParseError, error_class
-from .._events import Data, Done, Embedding, Event, Finish, TextDelta, ToolCallDelta, Usage
+from .._events import (
+    Citation,
+    Data,
+    Done,
+    Embedding,
+    Event,
+    Finish,
+    ReasoningDelta,
+    ServerToolCall,
+    ServerToolResult,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .._frames import Frame
 from .._manifest.expr import compile_expr, is_true
 from .._manifest.model import ErrorRaise, ErrorRule, EventRule, Operator
@@ -33,6 +46,9 @@ except ImportError:  # pragma: no cover - exercised when orjson is absent
     _fast_loads = None
     _FastError = ValueError
 _WS = " \t\n\r"
+#: bounds of what ``remember`` keeps per response: slots, and characters of a string value
+MAX_SLOTS = 1024
+MAX_SLOT_TEXT = 1024
 AUTO_INDEX = -1  # emit without `index`: each delta carrying an id or name starts a new call
 Builder = Callable[[Any], "Event | None"]
 
@@ -47,6 +63,16 @@ def _int_or_none(value: Any) -> int | None:
     if isinstance(value, (int, float)):
         return int(value)
     return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if type(value) is str else None
+
+
+def _arguments(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return value
 
 
 def _builder(emit: dict[str, Any]) -> Builder:
@@ -75,28 +101,86 @@ def _builder(emit: dict[str, Any]) -> Builder:
         idx, id_, name, args = get("index"), get("id"), get("name"), get("arguments")
 
         def tool_call(value: Any) -> Event | None:
-            arguments = args(value) if args else None
-            if arguments is not None and not isinstance(arguments, str):
-                arguments = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
             return ToolCallDelta(
                 index=(_int_or_none(idx(value)) or 0) if idx else AUTO_INDEX,
                 id=id_(value) if id_ else None,
                 name=name(value) if name else None,
-                arguments=arguments,
+                arguments=_arguments(args(value) if args else None),
             )
 
         return tool_call
 
+    if kind == "server_tool_call":
+        idx, id_, name, args = get("index"), get("id"), get("name"), get("arguments")
+
+        def server_tool_call(value: Any) -> Event | None:
+            return ServerToolCall(
+                index=(_int_or_none(idx(value)) or 0) if idx else 0,
+                id=_str_or_none(id_(value)) if id_ else None,
+                name=_str_or_none(name(value)) if name else None,
+                arguments=_arguments(args(value) if args else None),
+            )
+
+        return server_tool_call
+
+    if kind == "server_tool_result":
+        call_id, rkind, content = get("tool_call_id"), get("kind"), get("content")
+
+        def server_tool_result(value: Any) -> Event | None:
+            return ServerToolResult(
+                tool_call_id=_str_or_none(call_id(value)) if call_id else None,
+                kind=_str_or_none(rkind(value)) if rkind else None,
+                content=content(value) if content else None,
+            )
+
+        return server_tool_result
+
+    if kind == "citation":
+        url, title, cited = get("url"), get("title"), get("cited_text")
+
+        def citation(value: Any) -> Event | None:
+            c = Citation(
+                url=_str_or_none(url(value)) if url else None,
+                title=_str_or_none(title(value)) if title else None,
+                cited_text=_str_or_none(cited(value)) if cited else None,
+            )
+            return c if c.url is not None or c.title is not None or c.cited_text is not None else None
+
+        return citation
+
+    if kind == "reasoning":
+        rtext, ridx, sig, red = get("text"), get("index"), get("signature"), get("redacted")
+        at = rtext is None or texts.get("text") == "@"
+
+        def reasoning(value: Any) -> Event | None:
+            t = value if at else rtext(value)  # type: ignore[misc]
+            s = _str_or_none(sig(value)) if sig else None
+            r = _str_or_none(red(value)) if red else None
+            t = t if type(t) is str else ""
+            if not t and not s and not r:
+                return None
+            return ReasoningDelta(
+                text=t, index=(_int_or_none(ridx(value)) or 0) if ridx else 0, signature=s or None, redacted=r or None
+            )
+
+        return reasoning
+
     if kind == "usage":
-        inp, out, cached = get("input_tokens"), get("output_tokens"), get("cached_input_tokens")
+        inp, out, cached, written, thought = (
+            get(n) for n in ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
+                             "reasoning_tokens")
+        )
 
         def usage(value: Any) -> Event | None:
             i = _int_or_none(inp(value)) if inp else None
             o = _int_or_none(out(value)) if out else None
             c = _int_or_none(cached(value)) if cached else None
-            if i is None and o is None and c is None:
+            w = _int_or_none(written(value)) if written else None
+            r = _int_or_none(thought(value)) if thought else None
+            if i is None and o is None and c is None and w is None and r is None:
                 return None
-            return Usage(input_tokens=i, output_tokens=o, cached_input_tokens=c)
+            return Usage(input_tokens=i, output_tokens=o, cached_input_tokens=c, cache_write_tokens=w,
+                         reasoning_tokens=r)
 
         return usage
 
@@ -133,7 +217,9 @@ def _builder(emit: dict[str, Any]) -> Builder:
 
 
 class Rule:
-    __slots__ = ("builder", "data", "each", "error", "event", "kind", "needs_payload", "stop", "when")
+    __slots__ = (
+        "builder", "data", "each", "error", "event", "kind", "needs_payload", "recall", "remember", "stop", "when",
+    )
 
     def __init__(self, rule: EventRule) -> None:
         self.kind = rule.emit.get("type") if rule.emit is not None else None
@@ -144,9 +230,14 @@ class Rule:
         self.builder = _builder(rule.emit) if rule.emit is not None else None
         self.error = rule.error
         self.stop = rule.stop or rule.stop_when is not None
+        self.remember = (
+            None if rule.remember is None
+            else (compile_expr(rule.remember.key).fn, compile_expr(rule.remember.value).fn)
+        )
+        self.recall = None if rule.recall is None else (compile_expr(rule.recall.key).fn, rule.recall.into)
         self.needs_payload = rule.data is None and not rule.raw and (
             self.when is not None or self.each is not None or self.builder is not None
-            or self.error is not None
+            or self.error is not None or self.remember is not None or self.recall is not None
         )
 
 
@@ -187,11 +278,18 @@ def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool
             val = "payload"
         else:
             val = "data"
+        if r.recall is not None:
+            ns[f"rk{i}"], ns[f"ri{i}"] = r.recall
+            lines.append(f"{ind}p{i} = self._recall(rk{i}, ri{i}, {val})")
+            val = f"p{i}"
         if r.when is not None:
             ns[f"w{i}"] = r.when
             lines.append(f"{ind}if is_true(w{i}({val})):")
             ind += "    "
         lines.append(f"{ind}pass")
+        if r.remember is not None:
+            ns[f"mk{i}"], ns[f"mv{i}"] = r.remember
+            lines.append(f"{ind}self._remember(mk{i}, mv{i}, {val})")
         if r.error is not None:
             ns[f"e{i}"] = r.error
             lines.append(f"{ind}raise raise_from(e{i}, {val}, self.context)")
@@ -232,7 +330,7 @@ def _raise_from(spec: ErrorRaise, payload: Any, context: dict[str, Any]) -> Mode
 class EventMapper:
     """Feed frames, get unified events. ``stopped`` says the end marker came."""
 
-    __slots__ = ("_calls", "_fns", "context", "has_end_marker", "rules", "stopped")
+    __slots__ = ("_calls", "_fns", "_memory", "context", "has_end_marker", "rules", "stopped")
 
     def __init__(self, rules: list[Rule], context: dict[str, Any]) -> None:
         self.rules = rules if isinstance(rules, RuleSet) else RuleSet(list(rules))
@@ -241,6 +339,43 @@ class EventMapper:
         self.has_end_marker = self.rules.has_end_marker
         self._calls = -1
         self._fns = self.rules.fns
+        #: what ``remember`` rules kept for later frames (bounded: MAX_SLOTS)
+        self._memory: dict[Any, Any] = {}
+
+    def _slot(self, key: Any) -> Any:
+        if key is None or type(key) in (str, int, float, bool):
+            return key
+        raise ParseError(
+            f"a remember/recall key must be a string or number, got {type(key).__name__}",
+            code="STREAM_STATE_INVALID", **self.context,
+        )
+
+    def _remember(self, key: Callable[[Any], Any], value: Callable[[Any], Any], payload: Any) -> None:
+        """``remember``: keep a scalar of this frame under a slot, for later frames."""
+        slot, kept = self._slot(key(payload)), value(payload)
+        if kept is not None and type(kept) not in (str, int, float, bool):
+            raise ParseError(
+                f"a remembered value must be a string, number or boolean, got {type(kept).__name__}",
+                code="STREAM_STATE_INVALID", **self.context,
+            )
+        if type(kept) is str and len(kept) > MAX_SLOT_TEXT:
+            raise ParseError(
+                f"a remembered string is longer than {MAX_SLOT_TEXT} characters",
+                code="STREAM_STATE_LIMIT", **self.context,
+            )
+        memory = self._memory
+        if slot not in memory and len(memory) >= MAX_SLOTS:
+            raise ParseError(
+                f"the stream asked to remember more than {MAX_SLOTS} values", code="STREAM_STATE_LIMIT",
+                **self.context,
+            )
+        memory[slot] = kept
+
+    def _recall(self, key: Callable[[Any], Any], into: str, payload: Any) -> Any:
+        """``recall``: the frame with the remembered value added as field ``into``."""
+        if type(payload) is not dict:
+            return payload
+        return {**payload, into: self._memory.get(self._slot(key(payload)))}
 
     def _auto(self, ev: ToolCallDelta) -> ToolCallDelta:
         if ev.id is not None or ev.name is not None or self._calls < 0:
@@ -317,8 +452,12 @@ class EventMapper:
                     value = payload
                 else:
                     value = data
+                if rule.recall is not None:
+                    value = self._recall(rule.recall[0], rule.recall[1], value)
                 if rule.when is not None and not is_true(rule.when(value)):
                     continue
+                if rule.remember is not None:
+                    self._remember(rule.remember[0], rule.remember[1], value)
                 if rule.error is not None:
                     raise _raise_from(rule.error, value, self.context)
                 builder = rule.builder

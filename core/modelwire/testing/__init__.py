@@ -22,16 +22,29 @@ See docs/testing.md for the formats and knobs.
 """
 
 from ._formats import fake_embedding
-from ._script import DEFAULT_TEXT, FORMATS, Reply, Script, StreamError, ToolCall
+from ._script import (
+    DEFAULT_TEXT,
+    FORMATS,
+    Citation,
+    Reasoning,
+    Reply,
+    Script,
+    ServerTool,
+    StreamError,
+    ToolCall,
+)
 from ._server import RecordedRequest, ReplayServer
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted order (a test checks it)
+    "Citation",
     "DEFAULT_TEXT",
     "FORMATS",
+    "Reasoning",
     "RecordedRequest",
     "ReplayServer",
     "Reply",
     "Script",
+    "ServerTool",
     "StreamError",
     "ToolCall",
     "fake_embedding",

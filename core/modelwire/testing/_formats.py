@@ -195,15 +195,17 @@ def _assemble(frames: _Frames, script: Script, rng: random.Random) -> list[str]:
 # --- openai ---------------------------------------------------------------
 
 
-def _openai_usage(usage: tuple[int, int]) -> dict[str, Any]:
+def _openai_usage(usage: tuple[int, int], script: Script | None = None) -> dict[str, Any]:
     prompt, completion = usage
+    cached = script.cache_read if script is not None else 0
+    reasoning = script.reasoning_tokens if script is not None else 0
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -233,11 +235,17 @@ def _openai_stream(
 
     pieces = _pieces(script)
     head = [frame({"role": "assistant", "content": "" if pieces else None, "refusal": None})]
+    # Reasoning first, as DeepSeek sends it: delta.reasoning_content, content null.
+    content = [
+        frame({"content": None, "reasoning_content": piece})
+        for block in script.reasoning if block.redacted is None
+        for piece in block.pieces() if piece
+    ]
     # Text deltas are the hot path: splice the JSON string into a fixed frame.
     text_frame = _template(
         {"index": 0, "delta": {"content": _HOLE}, "logprobs": None, "finish_reason": None}
     )
-    content = ["data: " + chunk("[" + text_frame(_dumps(p)) + "]") + "\n\n" for p in pieces]
+    content += ["data: " + chunk("[" + text_frame(_dumps(p)) + "]") + "\n\n" for p in pieces]
     for index, call in enumerate(script.tool_calls):
         ids = _fragments(call.id, rng, 6) if script.split_ids else [call.id]
         names = _fragments(call.name, rng, 4) if script.split_ids else [call.name]
@@ -262,7 +270,7 @@ def _openai_stream(
             )
     tail = [frame({}, script.wire_finish("openai"))]
     if include_usage and script.usage is not None:
-        last = dict(base, choices=[], usage=_openai_usage(script.usage))
+        last = dict(base, choices=[], usage=_openai_usage(script.usage, script))
         tail.append("data: " + _dumps(last) + "\n\n")
     err = script.error or StreamError()
     error = {"error": {"message": err.message, "type": err.type, "param": None, "code": None}}
@@ -306,8 +314,10 @@ def _openai_message(script: Script, model: str, rng: random.Random) -> str:
             }
         ],
     }
+    if script.reasoning:
+        message["reasoning_content"] = "".join(b.full_text() for b in script.reasoning if b.redacted is None)
     if script.usage is not None:
-        body["usage"] = _openai_usage(script.usage)
+        body["usage"] = _openai_usage(script.usage, script)
     body["service_tier"] = "default"
     body["system_fingerprint"] = "fp_replay"
     return _dumps(body)
@@ -321,13 +331,53 @@ def _anthropic_event(name: str, data: dict[str, Any]) -> str:
 
 
 def _anthropic_usage(script: Script, output: int | None = None) -> dict[str, Any]:
+    """Anthropic's usage: ``input_tokens`` is only the uncached part of the prompt."""
     prompt, completion = script.usage or (0, 0)
     return {
-        "input_tokens": prompt,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": max(prompt - script.cache_read - script.cache_write, 0),
+        "cache_creation_input_tokens": script.cache_write,
+        "cache_read_input_tokens": script.cache_read,
         "output_tokens": completion if output is None else output,
     }
+
+
+def _anthropic_block(index: int, block: dict[str, Any], deltas: list[dict[str, Any]]) -> list[str]:
+    """One content block: start, its deltas, stop."""
+    out = [_anthropic_event("content_block_start",
+                            {"type": "content_block_start", "index": index, "content_block": block})]
+    out += [_anthropic_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+            for d in deltas]
+    out.append(_anthropic_event("content_block_stop", {"type": "content_block_stop", "index": index}))
+    return out
+
+
+def _anthropic_prelude(script: Script, rng: random.Random) -> list[str]:
+    """Thinking and server-tool blocks, which come before the text (indexes from 0)."""
+    out: list[str] = []
+    index = 0
+    for block in script.reasoning:
+        if block.redacted is not None:
+            out += _anthropic_block(index, {"type": "redacted_thinking", "data": block.redacted}, [])
+        else:
+            deltas = [{"type": "thinking_delta", "thinking": p} for p in block.pieces()]
+            deltas.append({"type": "signature_delta", "signature": block.signature or ""})
+            out += _anthropic_block(index, {"type": "thinking", "thinking": "", "signature": ""}, deltas)
+        index += 1
+    for tool in script.server_tools:
+        mcp = tool.server_name is not None
+        use: dict[str, Any] = {"type": "mcp_tool_use" if mcp else "server_tool_use", "id": tool.id,
+                               "name": tool.name, "input": {}}
+        if mcp:
+            use["server_name"] = tool.server_name
+        pieces = ["", *_fragments(tool.arguments, rng)]
+        out += _anthropic_block(index, use, [{"type": "input_json_delta", "partial_json": p} for p in pieces])
+        result: dict[str, Any] = {"type": "mcp_tool_result" if mcp else tool.result_type,
+                                  "tool_use_id": tool.id, "content": json.loads(tool.result)}
+        if mcp:
+            result["is_error"] = False
+        out += _anthropic_block(index + 1, result, [])
+        index += 2
+    return out
 
 
 def _anthropic_stream(script: Script, model: str, rng: random.Random) -> list[str]:
@@ -342,32 +392,37 @@ def _anthropic_stream(script: Script, model: str, rng: random.Random) -> list[st
         "usage": _anthropic_usage(script, output=1),
     }
     head = [_anthropic_event("message_start", {"type": "message_start", "message": message})]
-    content: list[str] = []
-    index = 0
+    content: list[str] = _anthropic_prelude(script, rng)
+    index = len(script.reasoning) + 2 * len(script.server_tools)
     pieces = _pieces(script)
     if pieces:
+        block: dict[str, Any] = {"type": "text", "text": ""}
+        if script.citations:
+            block["citations"] = []
         content.append(
             _anthropic_event(
                 "content_block_start",
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
+                {"type": "content_block_start", "index": index, "content_block": block},
             )
         )
+        for c in script.citations:
+            citation = {"type": "web_search_result_location", "cited_text": c.cited_text, "url": c.url,
+                        "title": c.title, "encrypted_index": _rid(rng, "Eo8BCioIAhgBIiQ", 16)}
+            content.append(_anthropic_event("content_block_delta", {
+                "type": "content_block_delta", "index": index,
+                "delta": {"type": "citations_delta", "citation": citation}}))
         delta = _template(
             {
                 "type": "content_block_delta",
-                "index": 0,
+                "index": index,
                 "delta": {"type": "text_delta", "text": _HOLE},
             }
         )
         content += [f"event: content_block_delta\ndata: {delta(_dumps(p))}\n\n" for p in pieces]
         content.append(
-            _anthropic_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            _anthropic_event("content_block_stop", {"type": "content_block_stop", "index": index})
         )
-        index = 1
+        index += 1
     for call in script.tool_calls:
         block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
         content.append(
@@ -392,13 +447,21 @@ def _anthropic_stream(script: Script, model: str, rng: random.Random) -> list[st
         )
         index += 1
     output = script.usage[1] if script.usage is not None else 0
+    # Current API versions repeat the cumulative input counts in message_delta
+    # (anthropic-sdk-python MessageDeltaUsage); a script with cache or
+    # reasoning counts gets that shape, others the older output-only one.
+    final_usage: dict[str, Any] = {"output_tokens": output}
+    if script.cache_read or script.cache_write or script.reasoning_tokens:
+        final_usage = _anthropic_usage(script)
+        if script.reasoning_tokens:
+            final_usage["output_tokens_details"] = {"thinking_tokens": script.reasoning_tokens}
     tail = [
         _anthropic_event(
             "message_delta",
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": script.wire_finish("anthropic"), "stop_sequence": None},
-                "usage": {"output_tokens": output},
+                "usage": final_usage,
             },
         )
     ]
@@ -423,7 +486,11 @@ def _anthropic_stream(script: Script, model: str, rng: random.Random) -> list[st
 
 
 def _anthropic_message(script: Script, model: str, rng: random.Random) -> str:
-    blocks: list[dict[str, Any]] = []
+    blocks: list[dict[str, Any]] = [
+        {"type": "redacted_thinking", "data": b.redacted} if b.redacted is not None
+        else {"type": "thinking", "thinking": b.full_text(), "signature": b.signature or ""}
+        for b in script.reasoning
+    ]
     if script.full_text():
         blocks.append({"type": "text", "text": script.full_text()})
     for call in script.tool_calls:
@@ -452,7 +519,12 @@ def _gemini_chunks(
 ) -> list[dict[str, Any]]:
     """GenerateContentResponse objects; ``final`` puts finishReason on the last."""
     response_id = _rid(rng, "", 22)
-    parts_list: list[list[dict[str, Any]]] = [[{"text": p}] for p in _pieces(script)]
+    parts_list: list[list[dict[str, Any]]] = [
+        [{"text": p, "thought": True}]
+        for block in script.reasoning if block.redacted is None
+        for p in block.pieces() if p
+    ]
+    parts_list += [[{"text": p}] for p in _pieces(script)]
     if script.tool_calls:
         parts_list.append(
             [
@@ -485,13 +557,24 @@ def _gemini_chunks(
             "finishReason": script.wire_finish("gemini"),
             "index": 0,
         }
+        if script.citations:
+            last["candidates"][0]["groundingMetadata"] = {
+                "groundingChunks": [{"web": {"uri": c.url, "title": c.title}} for c in script.citations],
+            }
         if script.usage is not None:
             prompt, completion = script.usage
-            last["usageMetadata"] = {
+            # candidatesTokenCount leaves thinking out; thoughtsTokenCount
+            # and cachedContentTokenCount appear only when non-zero.
+            meta: dict[str, Any] = {
                 "promptTokenCount": prompt,
-                "candidatesTokenCount": completion,
+                "candidatesTokenCount": completion - script.reasoning_tokens,
                 "totalTokenCount": prompt + completion,
             }
+            if script.cache_read:
+                meta["cachedContentTokenCount"] = script.cache_read
+            if script.reasoning_tokens:
+                meta["thoughtsTokenCount"] = script.reasoning_tokens
+            last["usageMetadata"] = meta
     return chunks
 
 
@@ -570,8 +653,15 @@ def _ollama_stream(script: Script, model: str, op: str, rng: random.Random) -> l
         content = [line(_dumps(p)) + "\n" for p in _pieces(script)]
         final = dict(head, response="", **_ollama_final(script))
     else:
+        thinking = _template(dict(head, message={"role": "assistant", "content": "", "thinking": _HOLE},
+                                  done=False))
+        content = [
+            thinking(_dumps(p)) + "\n"
+            for block in script.reasoning if block.redacted is None
+            for p in block.pieces() if p
+        ]
         line = _template(dict(head, message={"role": "assistant", "content": _HOLE}, done=False))
-        content = [line(_dumps(p)) + "\n" for p in _pieces(script)]
+        content += [line(_dumps(p)) + "\n" for p in _pieces(script)]
         if script.tool_calls:
             message: dict[str, Any] = {
                 "role": "assistant",

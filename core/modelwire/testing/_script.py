@@ -25,8 +25,11 @@ __all__ = [
     "DEFAULT_TEXT",
     "FINISH_REASONS",
     "FORMATS",
+    "Citation",
+    "Reasoning",
     "Reply",
     "Script",
+    "ServerTool",
     "StreamError",
     "ToolCall",
 ]
@@ -124,6 +127,66 @@ def _calls(value: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
 
 
 @attrs.frozen
+class Reasoning:
+    """One reasoning ("thinking") block the scripted model shows before answering.
+
+    ``text`` is a string or its pieces (one delta each). Anthropic gets a
+    ``thinking`` block (``thinking_delta`` pieces, then one ``signature_delta``)
+    or, with ``redacted``, a ``redacted_thinking`` block carrying that data;
+    OpenAI-shaped streams get ``delta.reasoning_content`` (DeepSeek's field),
+    Gemini parts with ``thought: true``, Ollama ``message.thinking``. Formats
+    without signatures or redacted blocks leave those out (a redacted block
+    is not sent there at all).
+    """
+
+    text: str | tuple[str, ...] = attrs.field(default="", converter=_text)
+    signature: str | None = None
+    redacted: str | None = None
+
+    def pieces(self) -> list[str]:
+        return [self.text] if isinstance(self.text, str) else list(self.text)
+
+    def full_text(self) -> str:
+        return "".join(self.pieces())
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+@attrs.frozen
+class ServerTool:
+    """A tool the provider runs itself (Anthropic only: web search, code execution, MCP).
+
+    Rendered as a ``server_tool_use`` block (``mcp_tool_use`` with ``server_name``)
+    whose input streams as ``input_json_delta``, then a result block of
+    ``result_type`` (``mcp_tool_result`` for MCP) whose ``content`` is ``result``
+    (a JSON value, or its JSON text).
+    Other formats have no such blocks: the script's server tools are not sent there.
+    """
+
+    id: str
+    name: str
+    arguments: str = "{}"
+    #: the result block's ``content``: a JSON value, kept as JSON text so scripts stay hashable
+    result: str = attrs.field(default="[]", converter=_json_text)
+    result_type: str = "web_search_tool_result"
+    server_name: str | None = None
+
+
+@attrs.frozen
+class Citation:
+    """A source the scripted answer cites: Anthropic ``citations_delta`` (a
+    ``web_search_result_location``) at the start of the text block, Gemini
+    ``groundingMetadata.groundingChunks[].web`` on the last chunk; OpenAI and
+    Ollama streams carry none."""
+
+    url: str
+    title: str | None = None
+    cited_text: str = ""
+
+
+@attrs.frozen
 class StreamError:
     """An error reported inside a stream that already started (status 200).
 
@@ -199,6 +262,20 @@ class Script(_Knobs):
     pings: int | None = None
     split_ids: bool = False
     seed: int | None = None
+    #: reasoning blocks, shown before the answer (see :class:`Reasoning`)
+    reasoning: tuple[Reasoning, ...] = attrs.field(default=(), converter=tuple)
+    #: tools the provider ran itself (Anthropic only, see :class:`ServerTool`)
+    server_tools: tuple[ServerTool, ...] = attrs.field(default=(), converter=tuple)
+    citations: tuple[Citation, ...] = attrs.field(default=(), converter=tuple)
+    #: parts of ``usage``'s input read from / written to the prompt cache, and
+    #: of its output spent reasoning; each format reports the ones it has
+    cache_read: int = 0
+    cache_write: int = 0
+    reasoning_tokens: int = 0
+
+    def full_reasoning(self) -> str:
+        """All reasoning text joined: what a client should reassemble as reasoning."""
+        return "".join(r.full_text() for r in self.reasoning)
 
     def full_text(self) -> str:
         """All text pieces joined: what a client should reassemble."""
