@@ -37,6 +37,7 @@ models:
   b: {provider: openai, fallback: [p]}
   c: {provider: anthropic, id: claude-c}
   p: {provider: anthropic, id: claude-p, capabilities: [generate, stream, prefill]}
+  p2: {provider: anthropic, capabilities: [generate, stream, prefill]}
   plain: {provider: openai, capabilities: [generate]}
   to-p: {provider: openai, capabilities: [generate], fallback: [plain, p]}
   no-way: {provider: openai, capabilities: [generate], fallback: [plain]}
@@ -282,6 +283,27 @@ CHAIN_LOOP_CASES = [
                   T("z")],
                  [("a", 1, True, "b"), ("b", 1, True, "p")], [("a", MSGS), ("b", MSGS), ("p", prefixed("y"))], 0.0,
                  id="a-switch-drops-the-earlier-partial"),
+    # Two `prefix` switches: the third model gets the whole answer once, not "x" then "xy".
+    pytest.param(["a", "p", "p2"], [[T("x"), down()], [T("y"), down()], [T("z")]], [PREFIX, PREFIX],
+                 [T("x"), Fallback("a", "p", "provider_down (E)", True), T("y"),
+                  Fallback("p", "p2", "provider_down (E)", True), T("z")],
+                 [("a", 1, True, "p"), ("p", 1, True, "p2")],
+                 [("a", MSGS), ("p", prefixed("x")), ("p2", prefixed("xy"))], 0.0, id="prefix-twice-sends-the-answer-once"),
+    # A retry on a model that continues a prefix restarts after the prefix, not from nothing.
+    pytest.param(["a", "p", "p2"], [[T("x"), down()], [T("y"), down()], [T("w"), down()], [T("z")]],
+                 [PREFIX, RETRY, PREFIX],
+                 [T("x"), Fallback("a", "p", "provider_down (E)", True), T("y"),
+                  Fallback("p", "p", "retry after provider_down (E)"), T("w"),
+                  Fallback("p", "p2", "provider_down (E)", True), T("z")],
+                 [("a", 1, True, "p"), ("p", 1, True, "p2"), ("p", 2, True, "p2")],
+                 [("a", MSGS), ("p", prefixed("x")), ("p", prefixed("x")), ("p2", prefixed("xw"))], 0.0,
+                 id="retry-keeps-the-carried-prefix"),
+    # A plain switch after a `prefix` one starts from scratch: the earlier prefix is not resent.
+    pytest.param(["a", "p", "b"], [[T("x"), down()], [T("y"), down()], [T("z")]], [PREFIX, NEXT],
+                 [T("x"), Fallback("a", "p", "provider_down (E)", True), T("y"),
+                  Fallback("p", "b", "provider_down (E)"), T("z")],
+                 [("a", 1, True, "p"), ("p", 1, True, "b")],
+                 [("a", MSGS), ("p", prefixed("x")), ("b", MSGS)], 0.0, id="next-after-prefix-starts-over"),
 ]
 
 
