@@ -304,6 +304,14 @@ CHAIN_LOOP_CASES = [
                   Fallback("p", "b", "provider_down (E)"), T("z")],
                  [("a", 1, True, "p"), ("p", 1, True, "b")],
                  [("a", MSGS), ("p", prefixed("x")), ("b", MSGS)], 0.0, id="next-after-prefix-starts-over"),
+    pytest.param(["a", "b", "p"], [[T("x"), down()], [T("y"), T("v"), down()], [T("w"), down()], [T("z")]],
+                 [NEXT, RETRY, PREFIX],
+                 [T("x"), Fallback("a", "b", "provider_down (E)"), T("y"), T("v"),
+                  Fallback("b", "b", "retry after provider_down (E)"), T("w"),
+                  Fallback("b", "p", "provider_down (E)", True), T("z")],
+                 [("a", 1, True, "b"), ("b", 1, True, "p"), ("b", 2, True, "p")],
+                 [("a", MSGS), ("b", MSGS), ("b", MSGS), ("p", prefixed("w"))], 0.0,
+                 id="after-a-plain-switch-a-retry-keeps-nothing"),
 ]
 
 
