@@ -45,11 +45,16 @@ models:
   bare: {provider: bare}
   bare-slashed: {provider: bare, id: "org/model v1"}
   incapable: {provider: openai, capabilities: []}
+  boxed: {provider: box, id: "Xy"}
 providers:
   bare:
     base_url: https://bare.example/api/
     operators:
       generate: {path: "{model}:go", request: "{model: model}", parser: jsonchunk}
+  box:  # only slashes are trimmed where base_url and path meet, never a letter
+    base_url: https://box.example/BOX/
+    operators:
+      generate: {path: "/X/{model}", request: "{model: model}", parser: jsonchunk}
 """
 
 
@@ -75,6 +80,7 @@ PLAN_CASES = [
     ("openai/gpt-z/v2", "gpt-z/v2", "openai", "https://openai.example/v1/chat/completions",
      ["generate", "stream", "tools"]),
     ("bare/x y", "x y", "bare", "https://bare.example/api/x%20y:go", ["generate", "stream"]),
+    ("boxed", "Xy", "box", "https://box.example/BOX/X/Xy", ["generate", "stream"]),
 ]
 
 
@@ -103,8 +109,8 @@ UNKNOWN_CASES = [
     ("nosuch", lambda c: unknown(c, "nosuch")),
     ("to-q", lambda c: unknown(c, "to-q", " (did you mean 'to-p'?)")),
     ("openai/", lambda c: unknown(c, "openai/")),  # a known provider, no model id
-    ("nosuch/x", lambda c: "unknown model 'nosuch/x'; unknown provider 'nosuch', known: anthropic, bare, openai"),
-    ("/x", lambda c: "unknown model '/x'; unknown provider '', known: anthropic, bare, openai"),
+    ("nosuch/x", lambda c: "unknown model 'nosuch/x'; unknown provider 'nosuch', known: anthropic, bare, box, openai"),
+    ("/x", lambda c: "unknown model '/x'; unknown provider '', known: anthropic, bare, box, openai"),
 ]
 
 
