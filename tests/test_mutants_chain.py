@@ -91,7 +91,8 @@ def test_plan(catalog: modelwire.Catalog, model: str, model_id: str, provider: s
     assert got == CallPlan(model, model_id, got.spec, provider, catalog.providers[provider], "generate",
                            catalog.providers[provider].operators["generate"], url)
     assert (got.spec.provider, got.spec.capabilities) == (provider, capabilities)
-    assert got.spec.id in (model_id, None)
+    # a declared model keeps its own spec; provider/model gets one naming the id
+    assert got.spec.id == (catalog.models[model].id if model in catalog.models else model_id)
     assert resolve_model(catalog, model) == (got.spec, model_id)
     assert got.context() == {"model": model, "provider": provider, "endpoint": url}
     if model in catalog.models:
