@@ -85,9 +85,10 @@ def retryable(error: ModelError) -> bool:
     if error.code == "LOCAL_RATE_LIMIT" or error.code == "TPM_TOO_SMALL":
         return False
     status = error.status
-    if status is not None and (status in (408, 429) or status >= 500):
-        return True
-    return error.kind in RETRYABLE_KINDS and (status is None or status >= 500 or status in (408, 429))
+    if status is None:
+        return error.kind in RETRYABLE_KINDS
+    # With a status, the status decides: another 4xx stays wrong however often it is sent.
+    return status in (408, 429) or status >= 500
 
 
 def full_jitter(number: int, base: float, cap: float, rng: random.Random | None = None) -> float:

@@ -40,7 +40,9 @@ async def run_chain(
 ) -> AsyncGenerator[Event, None]:
     """Events of the first attempt that succeeds along ``chain``, with markers where it switched."""
     idx = 0
+    # The answer a `prefix` switch continues: text carried in as the prefix, then this attempt's.
     partial: list[str] = []
+    carried = 0  # len(partial) that came in as the prefix (a retry restarts after it)
     msgs = messages
     while True:
         current = chain[idx]
@@ -69,7 +71,7 @@ async def run_chain(
                         marker = Fallback(current, current, f"retry after {err.kind} ({err.code})")
                         on_fallback(marker)
                         yield marker
-                        partial.clear()
+                        del partial[carried:]
                     await anyio.sleep(decision.delay)
                     continue
                 if decision.action == "next" and nxt is not None:
@@ -79,9 +81,12 @@ async def run_chain(
                     on_fallback(marker)
                     yield marker
                     if continued:
-                        # Resend with the partial answer as the start of the reply.
-                        msgs = [*msgs, {"role": "assistant", "content": "".join(partial)}]
+                        # Resend with the whole partial answer (prefix included) as the start of the reply.
+                        msgs = [*messages, {"role": "assistant", "content": "".join(partial)}]
+                        carried = len(partial)
                     else:
+                        # From scratch: no earlier prefix either.
+                        msgs, carried = messages, 0
                         partial.clear()
                     idx += 1
                     break
