@@ -10,6 +10,7 @@ is never spliced without a marker; with ``prefix`` and a target that has the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Any
@@ -25,6 +26,9 @@ from .planning import CallPlan, plan, resolve_model
 __all__ = ["run_chain"]
 
 Messages = list[dict[str, Any]]
+
+#: one INFO record per retry (model, attempt, error kind and code, wait); the CLI prints them
+retry_log = logging.getLogger("modelwire.retry")
 
 
 async def run_chain(
@@ -70,6 +74,10 @@ async def run_chain(
                         on_fallback(marker)
                         yield marker
                         partial.clear()
+                    retry_log.info(
+                        "retry: %s attempt %d failed with %s (%s); next try in %.1f s",
+                        current, number, err.kind, err.code, decision.delay,
+                    )
                     await anyio.sleep(decision.delay)
                     continue
                 if decision.action == "next" and nxt is not None:
