@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -365,3 +366,123 @@ def test_testing_serve_for_curl() -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+# -- check --tools --resolve-impl ---------------------------------------------------------
+
+
+def test_resolve_impl_imports_from_the_project_directory(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "tool_pipeline"
+    files = [str(example / "tools.yaml"), str(example / "pipeline.yaml")]
+    proc = run_cli("check", "--tools", *files, "--resolve-impl", cwd=tmp_path)  # not the example's directory
+    assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
+    assert proc.stdout.endswith(": 9 tools, 1 pipeline\n")
+
+
+def test_resolve_impl_failure_names_its_place_once(tmp_path: Path) -> None:
+    tools = tmp_path / "tools.yaml"
+    tools.write_text("version: 1\ntools:\n  t1:\n    impl: nosuchmod:f\n    inputs: {}\n    outputs: {}\n")
+    proc = run_cli("check", "--tools", str(tools), "--resolve-impl")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"error: {tools}:4: tools.t1.impl: tool 't1': cannot import 'nosuchmod' for impl 'nosuchmod:f':"
+        " ModuleNotFoundError: No module named 'nosuchmod'"
+    ]
+
+
+# -- the spinner: only on a terminal ------------------------------------------------------
+
+
+class HeldServer:
+    """A loopback OpenAI stand-in that answers only once :meth:`release` is called."""
+
+    BODY = (
+        b'data: {"choices": [{"index": 0, "delta": {"content": "late answer"}}]}\n\n'
+        b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.gate = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.gate.wait(60)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                + f"content-length: {len(self.BODY)}\r\nconnection: close\r\n\r\n".encode()
+                + self.BODY
+            )
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def close(self) -> None:
+        self.gate.set()
+        self.sock.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
+def test_spinner_on_a_terminal_until_the_first_token() -> None:
+    import pty
+
+    from core_helpers import CLEAN_PLUGINS, modelwire_script
+
+    held = HeldServer()
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELWIRE_")}
+    env.update({"OPENAI_BASE_URL": f"http://127.0.0.1:{held.port}/v1", "OPENAI_API_KEY": "k",
+                "MODELWIRE_NO_CONFIG": "1", "MODELWIRE_LOAD_PLUGINS": ",".join(CLEAN_PLUGINS)})
+    proc = subprocess.Popen([modelwire_script(), "call", "gpt-4.1", "hi"], stdin=subprocess.DEVNULL,
+                            stdout=terminal, stderr=terminal, env=env)
+    os.close(terminal)
+    seen = b""
+    try:
+        while b"waiting for the first token" not in seen:  # synchronise on the spinner itself
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:
+                chunk = b""
+            assert chunk, seen
+            seen += chunk
+        held.release()
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=60) == 0
+    finally:
+        held.close()
+        os.close(controller)
+        if proc.poll() is None:
+            proc.kill()
+    tail = seen.rsplit(b"waiting for the first token", 1)[1]
+    assert tail.lstrip(b" ").startswith(b"\r")  # erased before the answer
+    assert b"late answer" in tail
+
+
+def test_no_spinner_into_a_pipe(server: ReplayServer) -> None:
+    server.push(Script(text="piped"))
+    proc = run_cli("call", "gpt-4.1", "hi", env=openai_env(server))
+    assert (proc.stdout, proc.stderr) == ("piped\n", "")

@@ -125,6 +125,16 @@ def _check_tools(args: argparse.Namespace) -> int:
     """Tool manifests, then the pipelines in the same files; every error printed."""
     from ..tools import ToolRegistry, read_tools
 
+    if args.resolve_impl:
+        # As `modelwire run` imports an app from its project directory: each tool
+        # file's directory (and the working directory) is importable.
+        from pathlib import Path
+
+        for path in [".", *args.tools]:
+            folder = Path(path).resolve()
+            folder = folder if folder.is_dir() else folder.parent
+            if str(folder) not in sys.path:
+                sys.path.insert(0, str(folder))
     registry = ToolRegistry()
     try:
         tools, issues = read_tools(*args.tools, registry=registry, resolve=args.resolve_impl)
