@@ -486,3 +486,39 @@ def test_no_spinner_into_a_pipe(server: ReplayServer) -> None:
     server.push(Script(text="piped"))
     proc = run_cli("call", "gpt-4.1", "hi", env=openai_env(server))
     assert (proc.stdout, proc.stderr) == ("piped\n", "")
+
+
+# -- one structured log record per call ---------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_one_log_record_per_call(caplog: pytest.LogCaptureFixture, anyio_backend: str) -> None:
+    import logging
+
+    with ReplayServer(seed=2) as srv:
+        srv.push(Script(text="hi", usage=(4, 2)))
+        srv.push(*[Script(status=429, headers={"retry-after": "0"})] * 3)
+        env = {"OPENAI_BASE_URL": srv.url_for("openai"), "OPENAI_API_KEY": "sk-never-logged-123"}
+        with caplog.at_level(logging.INFO, logger="modelwire"):
+            async with Runtime.from_manifests("builtin:openai", env=env) as rt:
+                await rt.generate("gpt-4.1-mini", "a secret prompt")
+                with pytest.raises(modelwire_errors().RateLimitError):
+                    await rt.generate("gpt-4.1-mini", "again")
+    records = [r for r in caplog.records if r.name == "modelwire"]
+    assert [r.modelwire for r in records] == [  # type: ignore[attr-defined]
+        {"model": "gpt-4.1-mini", "operator": "generate", "attempts": 1, "input_tokens": 4, "output_tokens": 2,
+         "cost": records[0].modelwire["cost"], "latency_ms": records[0].modelwire["latency_ms"], "outcome": "ok"},  # type: ignore[attr-defined]
+        {"model": "gpt-4.1-mini", "operator": "generate", "attempts": 3, "input_tokens": None, "output_tokens": None,
+         "cost": None, "latency_ms": records[1].modelwire["latency_ms"], "outcome": "rate_limit:HTTP_429"},  # type: ignore[attr-defined]
+    ]
+    assert str(records[0].modelwire["cost"]) == "0.0000048"  # type: ignore[attr-defined]
+    text = "\n".join(r.getMessage() for r in records)
+    assert "sk-never-logged-123" not in text and "secret prompt" not in text
+    assert records[0].getMessage().startswith("call model=gpt-4.1-mini operator=generate attempts=1 ")
+
+
+def modelwire_errors() -> Any:
+    import modelwire
+
+    return modelwire
