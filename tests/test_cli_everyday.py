@@ -344,6 +344,14 @@ def test_check_reports_every_error_in_one_run(tmp_path: Path) -> None:
     assert "openai-compatible" not in text
 
 
+def test_check_does_not_cascade_from_a_provider_that_failed(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\nproviders:\n  acme:\n    base_url:\nmodels:\n  m: {provider: acme}\n")
+    proc = run_cli("check", str(path))
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"error: {path}:4: providers.acme.base_url: expected a string, got null"]
+
+
 # -- python -m modelwire.testing serve ----------------------------------------------------
 
 

@@ -200,6 +200,7 @@ def _check_manifests(args: argparse.Namespace) -> int:
                 issues.append(attrs.evolve(
                     where, message="an operator needs `events:` rules (frame -> events); without them every answer is empty"
                 ))
+    issues = _without_cascades(issues)
     for issue in issues:
         print(f"error: {issue}", file=sys.stderr)
     errors = [] if args.no_plugins else plugin_name_errors(own, get_plugins())
@@ -211,6 +212,19 @@ def _check_manifests(args: argparse.Namespace) -> int:
     models = len(own.models)
     print(f"ok: {', '.join(args.sources)}: {plural(providers, 'provider')}, {plural(models, 'model')}")
     return 0
+
+
+def _without_cascades(issues: list[ManifestIssue]) -> list[ManifestIssue]:
+    """Drop "unknown provider 'p'" where p itself failed to load: its own error says why."""
+    import re
+
+    broken = {
+        m[1] for i in issues if (m := re.match(r"providers\.([^.\[]+)", i.path or ""))
+    }
+    return [
+        i for i in issues
+        if not ((m := re.match(r"unknown provider '([^']+)'", i.message)) and m[1] in broken)
+    ]
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
