@@ -325,8 +325,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--system", "-s", metavar="TEXT", help="system prompt")
     p.add_argument("--max-tokens", type=int, metavar="N", help="largest answer, in tokens")
     p.add_argument("--temperature", "-t", type=float, metavar="T", help="sampling temperature")
-    p.add_argument("--attachment", "-a", action="append", metavar="FILE|URL",
-                   help="an image for a vision model (repeatable; a file is sent as a data: URL)")
+    p.add_argument("--attachment", "-a", action="append", metavar="FILE",
+                   help="an image file or URL for a vision model (repeatable; a file is sent as a data: URL)")
     p.add_argument("--timeout", type=float, metavar="S", help="seconds for the whole call, stream included")
     p.add_argument("--retries", type=int, metavar="N", help="retries on each model (default: the manifest's)")
     p.add_argument("--no-retry", action="store_true", help="same as --retries 0")
