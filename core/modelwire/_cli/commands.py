@@ -16,10 +16,6 @@ from .._events import Done, Fallback, Finish, TextDelta, ToolCallDelta, Usage
 __all__ = ["add_commands"]
 
 BUILTIN = "builtin:*"
-PARSER_HINT = (
-    "no parser plugin is installed; install the built-in ones: from a checkout,"
-    " pip install ./plugins/modelwire-sse ./plugins/modelwire-jsonchunk ./plugins/modelwire-text"
-)
 
 
 def add_source_options(p: argparse.ArgumentParser) -> None:

@@ -95,7 +95,7 @@ def add_demo(sub: Any) -> None:
 
     def handler(args: argparse.Namespace) -> int:
         from .._plugins.manager import get_plugins
-        from .commands import PARSER_HINT
+        from .hints import PARSER_HINT
 
         if not any(r["kind"] == "parser" for r in get_plugins().describe()):
             print(f"error: {PARSER_HINT}", file=sys.stderr)

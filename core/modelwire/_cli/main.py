@@ -87,7 +87,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     else:
         width = max((len(r["name"]) for r in rows), default=4)
         if not any(r["kind"] == "parser" for r in rows):
-            from .commands import PARSER_HINT
+            from .hints import PARSER_HINT
 
             print("parsers:\n  (none)")
             errors.append({"code": "PARSER_NOT_FOUND", "plugin": None, "distribution": None, "message": PARSER_HINT})
