@@ -33,9 +33,21 @@ def tests(session: nox.Session) -> None:
     # subprocesses, and tests synchronise on events, so workers stay independent.
     # `nox -s tests -- -n 0` runs serially; any -n in posargs wins.
     workers = [] if any(a.startswith("-n") for a in session.posargs) else ["-n", "auto"]
+    # The install lines of the docs have their own session (minutes of pip).
+    marks = [] if "-m" in session.posargs else ["-m", "not install"]
     session.run(
         "python", "-m", "pytest", "tests", *[f"{p}/tests" for p in PLUGINS],
-        *workers, *session.posargs,
+        *workers, *marks, *session.posargs,
+    )
+
+
+@nox.session
+def install_lines(session: nox.Session) -> None:
+    """Every `pip install` line of the README, docs/ and examples/, each in a fresh venv."""
+    _install(session)
+    session.run(
+        "python", "-m", "pytest", "tests/test_install_lines.py", "-m", "install", "-n", "auto",
+        "-p", "no:cacheprovider", *session.posargs,
     )
 
 

@@ -47,12 +47,15 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run the real ``modelwire`` script; ``plugins`` sets MODELWIRE_LOAD_PLUGINS (None: unset)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELWIRE_")}
+    # The user's own config dir (manifests, default model) never leaks into a test.
+    full_env["XDG_CONFIG_HOME"] = str(ROOT / "tests" / "fixtures" / "no-config-dir")
     if plugins is not None:
         full_env["MODELWIRE_LOAD_PLUGINS"] = ",".join(plugins)
     full_env.update(env or {})
     proc = subprocess.run(
         [modelwire_script(), *args],
         input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
         capture_output=True,
         env=full_env,
         cwd=cwd or ROOT,

@@ -72,7 +72,13 @@ def test_call_error_human(server: ReplayServer) -> None:
     server.push(*[Script(status=429, headers={"retry-after": "0"})] * 3)  # every default attempt
     proc = cli("call", "gpt-4.1", "hi", env={"OPENAI_BASE_URL": server.url_for("openai"), "OPENAI_API_KEY": "sk-secret-123456"})
     assert proc.returncode == 1
-    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    *retries, last = proc.stderr.splitlines()
+    # One line per retry, with the reason and the wait; then the error.
+    assert retries == [
+        "retry: gpt-4.1 attempt 1 failed with rate_limit (HTTP_429); next try in 0.0 s",
+        "retry: gpt-4.1 attempt 2 failed with rate_limit (HTTP_429); next try in 0.0 s",
+    ]
+    assert last.startswith("error: ") and "Traceback" not in proc.stderr
     assert "sk-secret-123456" not in proc.stderr
 
 

@@ -706,16 +706,14 @@ CLI_BEGIN, CLI_END = "<!-- cli:begin -->", "<!-- cli:end -->"
 
 
 def _arg_name(action: argparse.Action) -> str:
-    metavar = action.metavar or (action.dest.upper() if action.option_strings else action.dest)
+    # As argparse's own formatter writes them in `--help`, so the two never disagree.
+    formatter = argparse.HelpFormatter("modelwire")
     if not action.option_strings:
-        if action.nargs == "?":
-            return f"[{metavar}]"
-        if action.nargs in ("+", "*"):
-            return f"{metavar}..."
-        return str(metavar)
+        return formatter._format_args(action, action.dest)
     takes_value = action.nargs != 0
+    value = formatter._format_args(action, action.dest.upper()) if takes_value else ""
     names = sorted(action.option_strings, key=lambda s: (not s.startswith("--"), s))
-    return ", ".join(f"{n} {metavar}" if takes_value else n for n in names)
+    return ", ".join(f"{n} {value}" if takes_value else n for n in names)
 
 
 def _default(action: argparse.Action) -> str:

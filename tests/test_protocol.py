@@ -111,8 +111,19 @@ def test_allowlist_permits(tmp_path: Path, server: RawServer, allow: list[str]) 
     assert text_of(runtime(tmp_path, server.url, protocol={"allow": allow})) == "x"
 
 
-def test_warn_mode_logs_the_choice(tmp_path: Path, server: RawServer, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("mode", ["on", "warn"])
+def test_detection_warns_whenever_it_picks_the_parser(
+    tmp_path: Path, server: RawServer, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
     server.reply(b"data: x\n\n", "text/event-stream")
     with caplog.at_level(logging.WARNING, logger="modelwire"):
-        assert text_of(runtime(tmp_path, server.url, protocol={"detect": "warn"})) == "x"
+        assert text_of(runtime(tmp_path, server.url, protocol={"detect": mode})) == "x"
     assert "parser 'sse'" in caplog.text and "text/event-stream" in caplog.text
+
+
+def test_quiet_detection_logs_at_debug_only(tmp_path: Path, server: RawServer, caplog: pytest.LogCaptureFixture) -> None:
+    server.reply(b"data: x\n\n", "text/event-stream")
+    with caplog.at_level(logging.DEBUG, logger="modelwire"):
+        assert text_of(runtime(tmp_path, server.url, protocol={"detect": "quiet"})) == "x"
+    chosen = [r for r in caplog.records if "parser 'sse' chosen" in r.getMessage()]
+    assert [r.levelno for r in chosen] == [logging.DEBUG]

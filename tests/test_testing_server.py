@@ -868,3 +868,16 @@ def test_exported_members() -> None:
     for name in modelwire.testing.__all__:
         value = getattr(modelwire.testing, name)
         assert name.isupper() or value.__module__.startswith("modelwire.testing.")
+
+
+def test_restarts_on_the_port_it_just_left() -> None:
+    """A server-closed connection leaves the port in TIME_WAIT: a restart there must still bind."""
+    first = ReplayServer(seed=0).start()
+    port = first.port
+    with httpx.Client(timeout=10) as client:  # keep-alive: the server closes it at stop()
+        assert client.post(f"{first.url_for('openai')}/chat/completions", json={"model": "m"}).status_code == 200
+        first.stop()
+    with ReplayServer(seed=0, port=port) as again:
+        assert again.port == port
+        r = httpx.post(f"{again.url_for('openai')}/chat/completions", json={"model": "m"}, timeout=10)
+        assert r.status_code == 200

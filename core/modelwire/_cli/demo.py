@@ -94,6 +94,12 @@ def add_demo(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=7, help="seed for the replay server's chunking")
 
     def handler(args: argparse.Namespace) -> int:
+        from .._plugins.manager import get_plugins
+        from .hints import PARSER_HINT
+
+        if not any(r["kind"] == "parser" for r in get_plugins().describe()):
+            print(f"error: {PARSER_HINT}", file=sys.stderr)
+            return 1
         return anyio.run(run_demo, None, args.json, args.seed)
 
     p.set_defaults(handler=handler)

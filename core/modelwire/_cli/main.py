@@ -13,7 +13,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
-from .._errors import ManifestError, ManifestIssue, ModelError
+import attrs
+
+from .._errors import ManifestIssue, ModelError
 
 __all__ = ["main"]
 
@@ -33,7 +35,8 @@ def _cmd_frames(args: argparse.Namespace) -> int:
     parser = get_plugins().get_parser(args.parser)
     size = args.chunk_size
     if size < 1:
-        raise SystemExit("modelwire frames: --chunk-size must be at least 1")
+        print("error: --chunk-size must be at least 1", file=sys.stderr)
+        return 1
     stream: BinaryIO
     if args.file in (None, "-"):
         stream = sys.stdin.buffer
@@ -41,7 +44,7 @@ def _cmd_frames(args: argparse.Namespace) -> int:
         try:
             stream = open(args.file, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
-            print(f"modelwire frames: cannot open {args.file}: {exc.strerror}", file=sys.stderr)
+            print(f"error: cannot open {args.file}: {exc.strerror}", file=sys.stderr)
             return 1
     try:
         while True:
@@ -83,6 +86,11 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         _emit({"registrations": rows, "errors": errors})
     else:
         width = max((len(r["name"]) for r in rows), default=4)
+        if not any(r["kind"] == "parser" for r in rows):
+            from .hints import PARSER_HINT
+
+            print("parsers:\n  (none)")
+            errors.append({"code": "PARSER_NOT_FOUND", "plugin": None, "distribution": None, "message": PARSER_HINT})
         current = None
         for row in rows:
             if row["kind"] != current:
@@ -105,7 +113,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     if not args.sources and not args.tools:
-        print("modelwire check: give manifest SOURCEs, --tools PATH..., or both", file=sys.stderr)
+        print("error: give manifest SOURCEs, --tools PATH..., or both", file=sys.stderr)
         return 2
     status = _check_manifests(args) if args.sources else 0
     if args.tools:
@@ -117,6 +125,16 @@ def _check_tools(args: argparse.Namespace) -> int:
     """Tool manifests, then the pipelines in the same files; every error printed."""
     from ..tools import ToolRegistry, read_tools
 
+    if args.resolve_impl:
+        # As `modelwire run` imports an app from its project directory: each tool
+        # file's directory (and the working directory) is importable.
+        from pathlib import Path
+
+        for path in [".", *args.tools]:
+            folder = Path(path).resolve()
+            folder = folder if folder.is_dir() else folder.parent
+            if str(folder) not in sys.path:
+                sys.path.insert(0, str(folder))
     registry = ToolRegistry()
     try:
         tools, issues = read_tools(*args.tools, registry=registry, resolve=args.resolve_impl)
@@ -140,41 +158,84 @@ def _check_tools(args: argparse.Namespace) -> int:
         print(f"error: {issue}", file=sys.stderr)
     if issues:
         return 1
-    counts = f"{len(tools)} tool{'s' * (len(tools) != 1)}"
+    counts = plural(len(tools), "tool")
     if pipelines:
-        counts += f", {len(pipelines)} pipeline{'s' * (len(pipelines) != 1)}"
+        counts += ", " + plural(len(pipelines), "pipeline")
     print(f"ok: {', '.join(args.tools)}: {counts}")
     return 0
 
 
 def _check_manifests(args: argparse.Namespace) -> int:
     from .._manifest.catalog import load_manifests, plugin_name_errors
-    from .._plugins.manager import get_plugins
 
     # All sources form one catalog, as a runtime loads them: a model in one
     # file may use a provider from another, and a name defined twice is an error,
     # except over a built-in (``check builtin:* mine.yaml`` checks as ``call`` loads).
+    # Checked with what `call` loads under them (built-ins, then the discovered
+    # manifests), so a model may use a bundled provider; only the given files count.
+    from .._manifest.config import default_sources
+    from .._plugins.manager import get_plugins
+
     builtins = [s for s in args.sources if s.startswith("builtin:")]
+    sources, base = default_sources(*args.sources, discover=not args.no_config)
+    issues: list[ManifestIssue] = []
     try:
-        catalog = load_manifests(*args.sources, overridable=builtins)
-    except ManifestError as exc:
-        for issue in exc.issues:
-            print(f"error: {issue}", file=sys.stderr)
-        return 1
+        catalog = load_manifests(*sources, overridable=[*base, *builtins], collect=issues)
     except ModelError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    if not args.no_plugins:
-        errors = plugin_name_errors(catalog, get_plugins())
-        for err in errors:
-            print(f"error: {err.message}", file=sys.stderr)
-        if errors:
-            return 1
-    print(
-        f"ok: {', '.join(args.sources)}: "
-        f"{len(catalog.providers)} providers, {len(catalog.models)} models"
+    mine = [
+        (section, name) for (section, name), origin in catalog.origins.items()
+        if not _from_defaults(origin, base, builtins)
+    ]
+    own = attrs.evolve(
+        catalog,
+        providers={n: p for n, p in catalog.providers.items() if ("providers", n) in mine},
+        models={n: m for n, m in catalog.models.items() if ("models", n) in mine},
     )
+    for pname, provider in own.providers.items():
+        for oname, op in provider.operators.items():
+            if not op.events:
+                where = catalog.where("providers", pname, "operators", oname)
+                issues.append(attrs.evolve(
+                    where, message="an operator needs `events:` rules (frame -> events); without them every answer is empty"
+                ))
+    issues = _without_cascades(issues)
+    for issue in issues:
+        print(f"error: {issue}", file=sys.stderr)
+    errors = [] if args.no_plugins else plugin_name_errors(own, get_plugins())
+    for err in errors:
+        print(f"error: {err.message}", file=sys.stderr)
+    if issues or errors:
+        return 1
+    providers = len(own.providers)
+    models = len(own.models)
+    print(f"ok: {', '.join(args.sources)}: {plural(providers, 'provider')}, {plural(models, 'model')}")
     return 0
+
+
+def _without_cascades(issues: list[ManifestIssue]) -> list[ManifestIssue]:
+    """Drop "unknown provider 'p'" where p itself failed to load: its own error says why."""
+    import re
+
+    broken = {
+        m[1] for i in issues if (m := re.match(r"providers\.([^.\[]+)", i.path or ""))
+    }
+    return [
+        i for i in issues
+        if not ((m := re.match(r"unknown provider '([^']+)'", i.message)) and m[1] in broken)
+    ]
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 provider``, ``2 providers``."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def _from_defaults(origin: str, base: list[str], builtins: list[str]) -> bool:
+    if origin.startswith("builtin:"):
+        return not builtins
+    return any(origin == b or origin.startswith(b.rstrip(os.sep) + os.sep) for b in base if b != "builtin:*")
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -220,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--resolve-impl", action="store_true", help="with --tools: also import each tool's impl")
     p.add_argument("--no-plugins", action="store_true", help="do not check parser / auth names against installed plugins")
+    p.add_argument("--no-config", action="store_true",
+                   help="check against the built-ins only, not the config-dir manifests nor MODELWIRE_MANIFESTS")
     p.set_defaults(handler=_cmd_check)
 
     p = sub.add_parser("schema", help="print the manifest JSON Schema")

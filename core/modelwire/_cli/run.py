@@ -94,7 +94,8 @@ def add_run_command(sub: Any) -> None:
     p.add_argument("--config", default="agentapp.yaml", metavar="FILE", help="config file, relative to PROJECT_PATH")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"])
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"],
+                   help="uvicorn's log level (debug also logs each request)")
     p.add_argument("--graceful-timeout", type=float, default=30.0, metavar="S",
                    help="seconds in-flight streams may take to finish at shutdown (default 30)")
     p.add_argument("--no-platform", action="store_true", help="do not connect to the management platform")

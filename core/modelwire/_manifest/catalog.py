@@ -75,6 +75,7 @@ def load_source(
     *,
     allow_env: Iterable[str] | None = None,
     limits: FetchLimits | None = None,
+    partial: bool = False,
 ) -> tuple[list[tuple[str, Manifest, Located]], list[ManifestIssue]]:
     """Read and parse every document of one source, collecting issues.
 
@@ -93,7 +94,9 @@ def load_source(
     docs: list[tuple[str, Manifest, Located]] = []
     issues: list[ManifestIssue] = []
     for name, data in raw:
-        manifest, doc, found = parse_manifest(data, name, env, allow_env=allowed, remote=remote)
+        manifest, doc, found = parse_manifest(
+            data, name, env, allow_env=allowed, remote=remote, partial=partial
+        )
         issues.extend(found)
         if manifest is not None and doc is not None:
             docs.append((name, manifest, doc))
@@ -107,8 +110,12 @@ def load_manifests(
     allow_env: Iterable[str] | None = None,
     allow_remote_override: bool = False,
     limits: FetchLimits | None = None,
+    collect: list[ManifestIssue] | None = None,
 ) -> Catalog:
     """Load and merge manifests; raise one ManifestError listing every issue.
+
+    With ``collect``, the issues go there instead and the (partial) catalog is
+    returned, so a checker can go on to the plugin names in the same run.
 
     A provider or model defined twice is an error naming both files, unless
     the first definition came from a source listed in ``overridable`` (the
@@ -130,7 +137,7 @@ def load_manifests(
     issues: list[ManifestIssue] = []
     owner: dict[str, str] = {}
     for source in sources:
-        docs, found = load_source(source, env, allow_env=allow_env, limits=limits)
+        docs, found = load_source(source, env, allow_env=allow_env, limits=limits, partial=collect is not None)
         issues.extend(found)
         remote = is_remote(source)
         for file, manifest, doc in docs:
@@ -177,7 +184,9 @@ def load_manifests(
         docs=located,
     )
     issues.extend(_check_references(catalog))
-    if issues:
+    if issues and collect is not None:
+        collect.extend(issues)
+    elif issues:
         raise ManifestError(issues=issues)
     return catalog
 

@@ -163,7 +163,7 @@ class UrlRule:
 class Detection:
     """How a parser is chosen when an operator names none."""
 
-    detect: Literal["on", "off", "warn", "strict"] = attrs.field(default="on", metadata=doc("on, off, warn (log the choice) or strict (any detection is an error)"))
+    detect: Literal["on", "off", "warn", "quiet", "strict"] = attrs.field(default="on", metadata=doc("on or warn (detect, log a warning naming the choice), quiet (detect, log at debug), off, or strict (any detection is an error)"))
     allow: list[str] = attrs.field(factory=list, metadata=doc("detect only for these providers or base-URL prefixes (empty: all)"))
     url_rules: list[UrlRule] = attrs.field(factory=list, metadata=doc("URL heuristics tried after Content-Type"))
     default: str | None = attrs.field(default="text", metadata=doc("parser when nothing matched (null: error)"))

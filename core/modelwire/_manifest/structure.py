@@ -240,6 +240,10 @@ def converter() -> cattrs.Converter:
     return _converter
 
 
+#: fields as other tools (and the seed specs) spell them -> modelwire's field
+_SEED_SPELLINGS = {"protocol": "parser", "format": "parser", "stream_format": "parser", "url": "base_url"}
+
+
 def issues_from(exc: BaseException, path: PathT, doc: Located) -> list[ManifestIssue]:
     """Walk a cattrs detailed-validation error into issues with paths."""
     out: list[ManifestIssue] = []
@@ -259,7 +263,9 @@ def issues_from(exc: BaseException, path: PathT, doc: Located) -> list[ManifestI
         for key in sorted(exc.extra_fields):
             msg = f"unknown field {key!r}"
             close = difflib.get_close_matches(key, known, n=1)
-            if close:
+            if _SEED_SPELLINGS.get(key) in known:
+                msg += f" (modelwire spells it {_SEED_SPELLINGS[key]!r})"
+            elif close:
                 msg += f" (did you mean {close[0]!r}?)"
             else:
                 msg += f"; allowed: {', '.join(known)}"
@@ -279,8 +285,12 @@ def parse_manifest(
     *,
     allow_env: Collection[str] | None = None,
     remote: bool = False,
+    partial: bool = False,
 ) -> tuple[Manifest | None, Located | None, list[ManifestIssue]]:
     """Text -> Manifest, or the list of every issue found in it.
+
+    ``partial=True``: with issues, still return what remains without the bad
+    fields (or None), so a checker reports later stages in the same run.
 
     ``remote`` (a document fetched from a URL or git): ``${VAR}`` may name only
     the variables in ``allow_env``, and until the document shows itself a
@@ -305,7 +315,8 @@ def parse_manifest(
     else:
         # Report it, and check the rest as the current version so every error shows at once.
         issues.append(doc.issue((), "field 'version' is required (use `version: 1`)"))
-    return _structure(doc, issues, env, allow_env)
+    manifest, doc, issues = _structure(doc, issues, env, allow_env)
+    return (manifest if partial or not issues else None), doc, issues
 
 
 def _parse_remote(
@@ -369,13 +380,60 @@ def _structure(
         manifest = converter().structure(_keep_text(value, Manifest, (), doc.texts), Manifest)
     except Exception as exc:
         found.extend(issues_from(exc, (), doc))
-    else:
+        # Drop the bad fields and check the rest too (expressions, references,
+        # plugin names), so one run reports every mistake; the result is partial.
+        manifest = _recover(value, exc, doc)
+    if manifest is not None:
         found.extend(_check_manifest(manifest, doc))
     # A field left unexpanded (``${UNSET}``) has its error already.
     unexpanded = {i.path for i in env_issues}
     issues.extend(i for i in found if i.path not in unexpanded)
     issues.sort(key=lambda i: i.line or 0)  # in file order (stable)
-    return (None if issues else manifest), doc, issues
+    return manifest, doc, issues
+
+
+def _bad_paths(exc: BaseException, path: PathT) -> list[PathT]:
+    """The paths :func:`issues_from` reports, as tuples; a missing field names its parent."""
+    out: list[PathT] = []
+    if isinstance(exc, (ClassValidationError, IterableValidationError)):
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            step: str | int = note.name if isinstance(exc, ClassValidationError) else note.index  # type: ignore[union-attr,assignment]
+            out.extend([path] if isinstance(sub, KeyError) else _bad_paths(sub, (*path, step)))
+        for sub in without:
+            out.extend(_bad_paths(sub, path))
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        out.extend((*path, key) for key in exc.extra_fields)
+    else:
+        out.append(path)
+    return out
+
+
+def _recover(value: Any, exc: BaseException, doc: Located, rounds: int = 5) -> Manifest | None:
+    """The manifest without the fields that failed to structure (None if nothing is left)."""
+    import copy
+
+    pruned = copy.deepcopy(value)
+    for _ in range(rounds):
+        for path in _bad_paths(exc, ()):
+            if not path:
+                return None
+            parent: Any = pruned
+            for step in path[:-1]:
+                try:
+                    parent = parent[step]
+                except (KeyError, IndexError, TypeError):
+                    parent = None
+                    break
+            if isinstance(parent, dict):
+                parent.pop(path[-1], None)
+            elif isinstance(parent, list) and isinstance(path[-1], int) and path[-1] < len(parent):
+                parent[path[-1]] = None  # keep the indexes of the others
+        try:
+            return converter().structure(_keep_text(pruned, Manifest, (), {}), Manifest)
+        except Exception as again:
+            exc = again
+    return None
 
 
 def _check_expr(expr: Any, path: PathT, doc: Located, out: list[ManifestIssue]) -> None:

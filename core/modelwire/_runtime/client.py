@@ -51,6 +51,7 @@ from .._events import (
     Usage,
 )
 from .._manifest.catalog import Catalog, check_plugin_names, load_manifests, provider_plugin_error
+from .._manifest.config import default_sources
 from .._manifest.model import Model
 from .._plugins.manager import Plugins, get_plugins
 from .._plugins.tokenizers import count_messages
@@ -288,16 +289,26 @@ class Runtime:
         env: Mapping[str, str] | None = None,
         allow_env: Iterable[str] | None = None,
         allow_remote_override: bool = False,
+        discover: bool | None = None,
         **kwargs: Any,
     ) -> Runtime:
         """Load manifests (files, dirs, URLs, git, ``builtin:NAME``) and build a runtime.
 
+        With no sources, loads what the ``modelwire`` command loads: ``builtin:*``,
+        the user's config-dir manifests and ``MODELWIRE_MANIFESTS`` (``discover=False``
+        or ``MODELWIRE_NO_CONFIG=1``: the built-ins only); ``discover=True`` loads
+        those before the given sources, which may replace them.
         ``env`` replaces ``os.environ`` for ``${VAR}`` expansion and API keys;
         ``allow_env`` and ``allow_remote_override`` are the policy for manifests
         from a URL or git (see docs/security.md).
         """
+        overridable: list[str] = []
+        if not sources or discover:
+            sources_, overridable = default_sources(*sources, env=env, discover=discover is not False)
+            sources = tuple(sources_)
         catalog = load_manifests(
-            *sources, env=env, allow_env=allow_env, allow_remote_override=allow_remote_override
+            *sources, env=env, allow_env=allow_env, allow_remote_override=allow_remote_override,
+            overridable=overridable,
         )
         return cls(catalog, plugins=plugins, http_client=http_client, env=env, **kwargs)
 

@@ -70,8 +70,11 @@ def choose_parser(
             f"detection would pick {name!r} ({why}). Add `parser: {name}` to the operator",
             code="PROTOCOL_DETECTION_FORBIDDEN", provider=provider, endpoint=url,
         )
-    if mode == "warn":
-        log.warning("modelwire: provider %r: parser %r chosen for %s: %s", provider, name, url, why)
-    else:
+    if mode == "quiet":
         log.debug("provider %r: parser %r chosen for %s: %s", provider, name, url, why)
+    else:  # a guess about someone else's bytes: say so (seed 001), unless told to be quiet
+        log.warning(
+            "modelwire: provider %r: parser %r chosen for %s: %s (name it with `parser:`, or `protocol: {detect: quiet}`)",
+            provider, name, url, why,
+        )
     return name, why

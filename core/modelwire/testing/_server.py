@@ -222,7 +222,10 @@ class _HTTPServer(http.server.HTTPServer):
     # 200 clients connecting at once must not overflow the accept backlog
     # (the kernel would drop SYNs and the client would retry after 1 s).
     request_queue_size = 1024
-    allow_reuse_address = False
+    # SO_REUSEADDR: ReplayServer(port=N) restarts at once on the port it just
+    # left (connections in TIME_WAIT). Not on Windows, where it lets two
+    # servers bind one port.
+    allow_reuse_address = sys.platform != "win32"
 
     def __init__(self, address: tuple[str, int], owner: ReplayServer) -> None:
         self.owner = owner

@@ -21,7 +21,7 @@ from ._checks import manifest_problems, signature_issues
 from ._errors import ToolError
 from ._manifest import IMPL_PATH, PathT, Port, ResourceSpec, ToolManifest
 from ._registry import ToolRegistry
-from ._tool import Tool
+from ._tool import Tool, resolve_impl
 
 __all__ = [
     "PortDoc",
@@ -235,7 +235,8 @@ def read_tools(
     for t, doc in tools:
         if resolve:
             try:
-                fn = t.fn
+                # The issue names the file and line already: not the origin again.
+                fn = resolve_impl(t.impl, tool=t.name) if t.impl else t.fn
             except ToolError as exc:
                 issues.append(doc.issue(("tools", t.name, "impl"), exc.message))
                 continue
