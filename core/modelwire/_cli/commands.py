@@ -406,7 +406,6 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--no-retry", action="store_true", help="same as --retries 0")
     p.add_argument("--no-stream", action="store_true", help="print the answer once it is complete")
     p.add_argument("--usage", "-u", action="store_true", help="print finish reason, usage and cost to stderr")
-    p.add_argument("prompt", metavar="PROMPT", nargs="?", help="the prompt (not with --operator)")
     p.add_argument("--schema", metavar="FILE|JSON", help="structured output: a JSON Schema the answer must match")
     p.add_argument("--operator", metavar="NAME", help="call this operator (rerank, ...) and print its result as JSON")
     p.add_argument("--input", action="append", metavar="KEY=TEXT|KEY:=JSON", help="an input of --operator (repeatable)")
