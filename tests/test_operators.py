@@ -377,7 +377,7 @@ def test_cli_call_operator(server: ReplayServer, env: dict[str, str], manifest: 
                      id="no-equals"),
         pytest.param(["--operator", "rerank", "--input", "documents:=[1,"], "--input documents: not JSON", id="bad-json"),
         pytest.param(["a prompt", "--operator", "rerank"], "not a PROMPT", id="prompt-with-operator"),
-        pytest.param([], "give a PROMPT", id="nothing"),
+        pytest.param([], "no prompt given", id="nothing"),
         pytest.param(["hi", "--schema", "/nonexistent/s.json"], "--schema: cannot read /nonexistent/s.json",
                      id="schema-file-missing"),
         pytest.param(["hi", "--schema", "{nope"], "--schema: not JSON", id="schema-not-json"),
