@@ -39,6 +39,7 @@ __all__ = ["RecordedRequest", "ReplayServer"]
 _BASE_PATHS = {
     "openai": "/openai/v1",
     "anthropic": "/anthropic",
+    "cohere": "/cohere",
     "gemini": "/gemini",
     "ollama": "/ollama",
 }
