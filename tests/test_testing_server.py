@@ -400,6 +400,14 @@ def test_end_marker_knob(
             id="gemini",
         ),
         pytest.param("ollama", "/api/chat", {}, b'{"error":"Overloaded"}\n', id="ollama"),
+        pytest.param(
+            "cohere",
+            "/v2/chat",
+            {"stream": True},
+            b'"finish_reason":"ERROR","usage":{"billed_units":{"input_tokens":10,"output_tokens":20},'
+            b'"tokens":{"input_tokens":194,"output_tokens":20}},"error":"Overloaded"}}\n\n',
+            id="cohere",
+        ),
     ],
 )
 def test_in_stream_error(
@@ -426,6 +434,7 @@ def test_status_knob_gives_the_formats_error_body(
         "anthropic": "/v1/messages",
         "gemini": "/v1beta/models/g:generateContent",
         "ollama": "/api/chat",
+        "cohere": "/v2/chat",
     }[fmt]
     srv.push(Script(status=429, headers={"retry-after": "1"}))
     r = http.post(srv.url_for(fmt) + path, json={"stream": True})
@@ -438,6 +447,8 @@ def test_status_knob_gives_the_formats_error_body(
         assert body["error"]["type"] == "rate_limit_error"
     elif fmt == "gemini":
         assert body["error"]["status"] == "RESOURCE_EXHAUSTED" and body["error"]["code"] == 429
+    elif fmt == "cohere":
+        assert isinstance(body["message"], str) and "error" not in body
     else:
         assert isinstance(body["error"], str)
 
@@ -846,8 +857,8 @@ def test_api_errors() -> None:
     with pytest.raises(RuntimeError, match="not running"):
         srv.base_url  # noqa: B018
     with srv:
-        with pytest.raises(ValueError, match="unknown format 'cohere'"):
-            srv.url_for("cohere")
+        with pytest.raises(ValueError, match="unknown format 'palm'"):
+            srv.url_for("palm")
         with pytest.raises(TypeError):
             srv.push("hello")  # type: ignore[arg-type]
         with pytest.raises(RuntimeError, match="already running"):

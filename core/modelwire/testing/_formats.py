@@ -560,7 +560,21 @@ def _ollama_tool_calls(script: Script) -> list[dict[str, Any]]:
     ]
 
 
+_GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _go_json(line: str) -> str:
+    """JSON text as Go's ``json.Marshal`` writes it (Ollama's server): ``<``,
+    ``>``, ``&``, U+2028 and U+2029 escaped. Only strings hold those
+    characters, so escaping the whole text is exact."""
+    return line.translate(_GO_ESCAPES)
+
+
 def _ollama_stream(script: Script, model: str, op: str, rng: random.Random) -> list[str]:
+    return [_go_json(line) for line in _ollama_lines(script, model, op, rng)]
+
+
+def _ollama_lines(script: Script, model: str, op: str, rng: random.Random) -> list[str]:
     head = {"model": model, "created_at": _CREATED_AT}
     if op == "generate":
         line = _template(dict(head, response=_HOLE, done=False))
@@ -594,11 +608,11 @@ def _ollama_stream(script: Script, model: str, op: str, rng: random.Random) -> l
 def _ollama_response(script: Script, model: str, op: str) -> str:
     head: dict[str, Any] = {"model": model, "created_at": _CREATED_AT}
     if op == "generate":
-        return _dumps(dict(head, response=script.full_text(), **_ollama_final(script)))
+        return _go_json(_dumps(dict(head, response=script.full_text(), **_ollama_final(script))))
     message: dict[str, Any] = {"role": "assistant", "content": script.full_text()}
     if script.tool_calls:
         message["tool_calls"] = _ollama_tool_calls(script)
-    return _dumps(dict(head, message=message, **_ollama_final(script)))
+    return _go_json(_dumps(dict(head, message=message, **_ollama_final(script))))
 
 
 # --- cohere ---------------------------------------------------------------
@@ -653,7 +667,7 @@ def _cohere_stream(script: Script, rng: random.Random) -> list[str]:
         content.append(_cohere_event("tool-call-end", {"index": index}))
     end = {"finish_reason": script.wire_finish("cohere"), "usage": _cohere_usage(script)}
     err = script.error or StreamError()
-    failed = {"finish_reason": "ERROR", "error": err.message, "usage": _cohere_usage(script)}
+    failed = {"finish_reason": "ERROR", "usage": _cohere_usage(script), "error": err.message}
     return _assemble(
         _Frames(
             head=head,
