@@ -40,7 +40,7 @@ def runtime(server: ReplayServer) -> Iterator[modelwire.SyncRuntime]:
     env = {
         "COHERE_BASE_URL": server.url_for("cohere"), "CO_API_KEY": "k",
         "GROQ_BASE_URL": server.url_for("openai"), "GROQ_API_KEY": "k",
-        "MISTRAL_BASE_URL": server.url_for("openai"), "MISTRAL_API_KEY": "k",
+        "MISTRAL_BASE_URL": server.url_for("mistral"), "MISTRAL_API_KEY": "k",
         "OLLAMA_BASE_URL": server.url_for("ollama"),
         "GEMINI_BASE_URL": server.url_for("gemini"), "GEMINI_API_KEY": "k",
     }
@@ -229,3 +229,40 @@ def test_google_genai_sdk_agrees(seed: int, server: ReplayServer, runtime: model
     assert mine == {**sdk, "finish": mine["finish"]}
     assert mine["finish"] == ("tool_calls" if calls else GEMINI_FINISH.get(finish, finish))
     assert sdk["text"] == script.full_text()
+
+
+# -- mistral (mistralai Mistral().chat.stream, whole tool calls) -----------------------------
+
+
+@pytest.fixture(scope="module")
+def mistral_client(server: ReplayServer) -> Iterator[Any]:
+    client_module = pytest.importorskip("mistralai.client")
+    with httpx.Client() as http:
+        # The SDK adds /v1/chat/completions to its server URL.
+        yield client_module.Mistral(api_key="k", server_url=server.base_url + "/mistral", client=http)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_mistral_sdk_agrees(seed: int, server: ReplayServer, runtime: modelwire.SyncRuntime, mistral_client: Any) -> None:
+    script = script_for(seed)
+    server.push(script)
+    text: list[str] = []
+    calls: list[tuple[str, str, Any]] = []
+    usage = finish = None
+    for event in mistral_client.chat.stream(model="mistral-small-latest", messages=MESSAGES):
+        chunk = event.data
+        if chunk.usage is not None:
+            usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+        for choice in chunk.choices:
+            if isinstance(choice.delta.content, str):
+                text.append(choice.delta.content)
+            for tc in choice.delta.tool_calls or ():
+                args = tc.function.arguments
+                calls.append((tc.id, tc.function.name, json.loads(args) if isinstance(args, str) else args))
+            if choice.finish_reason:
+                finish = choice.finish_reason
+    sdk = {"text": "".join(text), "tool_calls": calls, "usage": usage, "finish": finish}
+    server.push(script)
+    assert ours(runtime, "mistral-small-latest") == sdk
+    assert sdk["text"] == script.full_text()
+    assert "stream_options" not in json.loads(server.requests[-1].body)

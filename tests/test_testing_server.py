@@ -435,6 +435,7 @@ def test_status_knob_gives_the_formats_error_body(
         "gemini": "/v1beta/models/g:generateContent",
         "ollama": "/api/chat",
         "cohere": "/v2/chat",
+        "mistral": "/chat/completions",
     }[fmt]
     srv.push(Script(status=429, headers={"retry-after": "1"}))
     r = http.post(srv.url_for(fmt) + path, json={"stream": True})
@@ -443,7 +444,7 @@ def test_status_knob_gives_the_formats_error_body(
     body = r.json()
     if fmt == "anthropic":
         assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
-    elif fmt == "openai":
+    elif fmt in ("openai", "mistral"):
         assert body["error"]["type"] == "rate_limit_error"
     elif fmt == "gemini":
         assert body["error"]["status"] == "RESOURCE_EXHAUSTED" and body["error"]["code"] == 429

@@ -3,7 +3,8 @@
 Each renderer turns a :class:`Script` plus what the request asked for (model,
 stream or not, ``stream_options.include_usage``) into response bytes, framed
 exactly as the real service frames them: OpenAI ``data:`` lines ending in
-``[DONE]``, Anthropic and Cohere (v2 chat) named SSE events, Gemini ``data:`` lines separated by
+``[DONE]`` (Mistral's with whole tool calls), Anthropic and Cohere (v2
+chat) named SSE events, Gemini ``data:`` lines separated by
 CRLF pairs (or a JSON array without ``alt=sse``), Ollama NDJSON. Keeping this
 pure lets the server cache a rendered stream and lets tests inspect it.
 """
@@ -93,6 +94,9 @@ def resolve(path: str) -> Route | None:
     elif fmt == "anthropic":
         if rest.endswith("/messages"):
             return Route("anthropic", "chat")
+    elif fmt == "mistral":
+        if rest.endswith("/chat/completions"):
+            return Route("mistral", "chat")
     elif fmt == "cohere":
         if rest.endswith("/v2/chat"):
             return Route("cohere", "chat")
@@ -615,6 +619,57 @@ def _ollama_response(script: Script, model: str, op: str) -> str:
     return _go_json(_dumps(dict(head, message=message, **_ollama_final(script))))
 
 
+# --- mistral --------------------------------------------------------------
+#
+# Mistral's chat completions stream (docs.mistral.ai, the shapes mistralai's
+# CompletionChunk validates): OpenAI-style chunks without logprobs or usage
+# nulls, tool calls whole (id, name and all arguments in one delta: the SDK
+# requires name and arguments in each), usage on the chunk with the finish
+# reason, then ``data: [DONE]``.
+
+
+def _mistral_stream(script: Script, model: str, rng: random.Random) -> list[str]:
+    base = {
+        "id": rng.getrandbits(128).to_bytes(16, "big").hex(),
+        "object": "chat.completion.chunk",
+        "created": 1735689600 + rng.randrange(10**7),
+        "model": model,
+        "choices": _HOLE,
+    }
+    chunk = _template(base)
+
+    def frame(delta: dict[str, Any], finish: str | None = None) -> str:
+        return "data: " + chunk(_dumps([{"index": 0, "delta": delta, "finish_reason": finish}])) + "\n\n"
+
+    pieces = _pieces(script)
+    head = [frame({"role": "assistant", "content": ""})]
+    text_frame = _template({"index": 0, "delta": {"content": _HOLE}, "finish_reason": None})
+    content = ["data: " + chunk("[" + text_frame(_dumps(p)) + "]") + "\n\n" for p in pieces]
+    if script.tool_calls:
+        calls = [
+            {"id": c.id, "function": {"name": c.name, "arguments": c.arguments}, "index": i}
+            for i, c in enumerate(script.tool_calls)
+        ]
+        content.append(frame({"content": "", "tool_calls": calls}))
+    last = dict(base, choices=[{"index": 0, "delta": {"content": ""}, "finish_reason": script.wire_finish("mistral")}])
+    if script.usage is not None:
+        prompt, completion = script.usage
+        last["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt + completion, "completion_tokens": completion}
+    err = script.error or StreamError()
+    error = {"object": "error", "message": err.message, "type": err.type, "param": None, "code": err.code}
+    return _assemble(
+        _Frames(
+            head=head,
+            content=content,
+            tail=["data: " + _dumps(last) + "\n\n"],
+            marker=["data: [DONE]\n\n"],
+            error="data: " + _dumps(error) + "\n\n",
+        ),
+        script,
+        rng,
+    )
+
+
 # --- cohere ---------------------------------------------------------------
 #
 # Cohere's v2 chat stream (docs.cohere.com/v2/docs/streaming; the shapes of
@@ -735,6 +790,10 @@ def render_script(
             body, content_type = _anthropic_stream(script, model, rng), _SSE
         else:
             body = _anthropic_message(script, model, rng)
+    elif fmt == "mistral" and stream:
+        body, content_type = _mistral_stream(script, model, rng), _SSE
+    elif fmt == "mistral":
+        body = _openai_message(script, model, rng)
     elif fmt == "cohere":
         if stream:
             body, content_type = _cohere_stream(script, rng), _SSE

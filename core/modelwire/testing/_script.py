@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: The wire formats the server speaks; the first path segment selects one.
-FORMATS: tuple[str, ...] = ("anthropic", "cohere", "gemini", "ollama", "openai")
+FORMATS: tuple[str, ...] = ("anthropic", "cohere", "gemini", "mistral", "ollama", "openai")
 
 #: The text of the default script, served when nothing was pushed.
 DEFAULT_TEXT = "Hello from modelwire.testing! This reply was scripted, not generated."
@@ -54,6 +54,7 @@ FINISH_REASONS: dict[str, dict[str, str]] = {
         "content_filter": "SAFETY",
     },
     "ollama": {"tool_calls": "stop", "content_filter": "stop"},
+    "mistral": {},
     "cohere": {"stop": "COMPLETE", "length": "MAX_TOKENS", "tool_calls": "TOOL_CALL"},
 }
 

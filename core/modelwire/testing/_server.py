@@ -40,6 +40,7 @@ _BASE_PATHS = {
     "openai": "/openai/v1",
     "anthropic": "/anthropic",
     "cohere": "/cohere",
+    "mistral": "/mistral/v1",
     "gemini": "/gemini",
     "ollama": "/ollama",
 }
