@@ -79,10 +79,12 @@ def read_openai_sdk(server: ReplayServer) -> dict[str, Any]:
     with openai.OpenAI(base_url=server.url_for("openai"), api_key="k", max_retries=0) as client:
         text: list[str] = []
         calls: dict[int, list[str]] = {}
-        usage = finish = None
+        usage = finish = cached = None
         for chunk in client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True):
             if chunk.usage is not None:
                 usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                details = chunk.usage.prompt_tokens_details
+                cached = details.cached_tokens if details is not None else None
             for choice in chunk.choices:
                 text.append(choice.delta.content or "")
                 for tc in choice.delta.tool_calls or ():
@@ -92,7 +94,7 @@ def read_openai_sdk(server: ReplayServer) -> dict[str, Any]:
                     slot[2] += (tc.function.arguments or "") if tc.function else ""
                 finish = choice.finish_reason or finish
     return {"text": "".join(text), "tool_calls": [(i, n, json.loads(a or "{}")) for i, n, a in calls.values()],
-            "usage": usage, "finish": finish}
+            "usage": usage, "finish": finish, "cached": cached}
 
 
 def read_anthropic_sdk(server: ReplayServer) -> dict[str, Any]:
@@ -105,6 +107,7 @@ def read_anthropic_sdk(server: ReplayServer) -> dict[str, Any]:
         "tool_calls": [(b.id, b.name, b.input) for b in message.content if b.type == "tool_use"],
         "usage": (message.usage.input_tokens, message.usage.output_tokens),
         "finish": ANTHROPIC_FINISH.get(message.stop_reason or "", message.stop_reason),
+        "cached": message.usage.cache_read_input_tokens,
     }
 
 
@@ -176,6 +179,8 @@ def test_recorded_stream_reads_as_the_sdk_reads_it(path: Path, server: ReplaySer
         "usage": (resp.usage.input_tokens, resp.usage.output_tokens) if resp.usage else None,
         "finish": resp.finish_reason,
     }
+    if "cached" in sdk:  # cache reads, where the manifest reads them (OpenAI's shape, Anthropic's)
+        ours["cached"] = resp.usage.cached_input_tokens if resp.usage else None
     assert ours == sdk
     assert sdk["text"] or sdk["tool_calls"]  # a recording that reads as nothing checks nothing
 
