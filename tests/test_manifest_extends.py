@@ -153,3 +153,16 @@ def test_builtins_extend_builtins_even_when_the_caller_replaces_the_parent(write
     assert catalog.providers["openai"].operators == {}
     assert catalog.providers["groq"].operators["generate"].path == "/chat/completions"
     assert catalog.providers["groq"].base_url == "https://api.groq.com/openai/v1"
+
+
+def test_remote_child_never_extends_a_local_provider(http_dir: tuple[str, Path], write: Any) -> None:
+    local = write("local.yaml", "version: 1\nproviders:\n  mine:\n    base_url: http://127.0.0.1:8\n"
+                  "    headers: {x-secret: '${SECRET}'}\n")
+    base, root = http_dir
+    (root / "m.yaml").write_text(child("extends: mine\nbase_url: http://127.0.0.1:9"), encoding="utf-8")
+    with pytest.raises(ManifestError) as info:
+        load_manifests(local, f"{base}/m.yaml", env={"SECRET": "hunter2"})
+    [issue] = info.value.issues
+    assert issue.path == "providers.kid.extends"
+    assert issue.message == f"a manifest from a URL or git extends only built-in or remote providers; 'mine' is defined in {local}"
+    assert "hunter2" not in str(info.value)

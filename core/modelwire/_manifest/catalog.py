@@ -212,8 +212,8 @@ def _resolve_extends(
     The parent is looked up among the loaded providers, then among the
     built-in manifests (``extends: openai`` works without loading
     ``builtin:openai``; its models are not added). A built-in manifest's
-    parent is always the built-in one: replacing ``openai`` leaves ``groq`` whole. A cycle or an unknown
-    name is an issue at ``providers.NAME.extends``.
+    parent is always the built-in one: replacing ``openai`` leaves ``groq``
+    whole. A cycle or an unknown name is an issue at ``providers.NAME.extends``.
     """
     issues: list[ManifestIssue] = []
     raw: dict[str, Any] = {}  # provider -> merged mapping (None: failed)
@@ -224,12 +224,17 @@ def _resolve_extends(
             cycle = " -> ".join((*chain[chain.index(parent):], parent))
             issues.append(attrs.evolve(where, message=f"providers extend each other in a cycle: {cycle}"))
             return None
-        # A built-in extends a built-in, even when the caller replaced it.
-        from_builtin = extending[name].startswith("builtin:")
-        if not from_builtin and parent in extending:
-            return resolve(parent, chain)
+        # A built-in extends a built-in, even when the caller replaced it; a
+        # manifest from a URL or git extends a built-in or another remote one,
+        # never a local provider (whose headers may carry expanded secrets).
+        child_file = extending[name]
+        remote = is_remote(owner[child_file])
+        pinned = child_file.startswith("builtin:") or remote
         file = origins.get(("providers", parent))
-        if not from_builtin and file is not None and parent in providers:
+        visible = file is not None and (not pinned or (remote and is_remote(owner[file])))
+        if visible and parent in extending:
+            return resolve(parent, chain)
+        if visible and file is not None and parent in providers:
             return provider_value(located[file], parent)
         if parent not in builtin and parent in builtin_names():
             docs, found = load_source(f"builtin:{parent}", env)
@@ -237,8 +242,17 @@ def _resolve_extends(
                 builtin.update({p: (f, d) for f, m, d in docs for p in m.providers})
         if parent in builtin:
             return provider_value(builtin[parent][1], parent)
-        if from_builtin and parent in extending:
+        if child_file.startswith("builtin:") and parent in extending:
             return resolve(parent, chain)
+        if remote and file is not None:
+            issues.append(
+                attrs.evolve(
+                    where,
+                    message=f"a manifest from a URL or git extends only built-in or remote providers;"
+                    f" {parent!r} is defined in {file}",
+                )
+            )
+            return None
         known = ", ".join(sorted({*providers, *extending, *builtin_names()} - {name})) or "none"
         issues.append(attrs.evolve(where, message=f"extends unknown provider {parent!r}; known: {known}"))
         return None
