@@ -400,6 +400,14 @@ def test_end_marker_knob(
             id="gemini",
         ),
         pytest.param("ollama", "/api/chat", {}, b'{"error":"Overloaded"}\n', id="ollama"),
+        pytest.param(
+            "cohere",
+            "/v2/chat",
+            {"stream": True},
+            b'"finish_reason":"ERROR","usage":{"billed_units":{"input_tokens":10,"output_tokens":20},'
+            b'"tokens":{"input_tokens":194,"output_tokens":20}},"error":"Overloaded"}}\n\n',
+            id="cohere",
+        ),
     ],
 )
 def test_in_stream_error(
@@ -428,6 +436,8 @@ def test_status_knob_gives_the_formats_error_body(
         "ollama": "/api/chat",
         "bedrock": "/model/m/converse-stream",
         "vertex": "/v1/projects/p/locations/l/publishers/google/models/g:generateContent",
+        "cohere": "/v2/chat",
+        "mistral": "/chat/completions",
     }[fmt]
     srv.push(Script(status=429, headers={"retry-after": "1"}))
     r = http.post(srv.url_for(fmt) + path, json={"stream": True})
@@ -436,13 +446,15 @@ def test_status_knob_gives_the_formats_error_body(
     body = r.json()
     if fmt == "anthropic":
         assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
-    elif fmt == "openai":
+    elif fmt in ("openai", "mistral"):
         assert body["error"]["type"] == "rate_limit_error"
     elif fmt in ("gemini", "vertex"):
         assert body["error"]["status"] == "RESOURCE_EXHAUSTED" and body["error"]["code"] == 429
     elif fmt == "bedrock":
         assert body == {"message": "scripted HTTP 429 from modelwire.testing"}
         assert r.headers["x-amzn-errortype"].startswith("ThrottlingException:")
+    elif fmt == "cohere":
+        assert isinstance(body["message"], str) and "error" not in body
     else:
         assert isinstance(body["error"], str)
 
@@ -851,8 +863,8 @@ def test_api_errors() -> None:
     with pytest.raises(RuntimeError, match="not running"):
         srv.base_url  # noqa: B018
     with srv:
-        with pytest.raises(ValueError, match="unknown format 'cohere'"):
-            srv.url_for("cohere")
+        with pytest.raises(ValueError, match="unknown format 'palm'"):
+            srv.url_for("palm")
         with pytest.raises(TypeError):
             srv.push("hello")  # type: ignore[arg-type]
         with pytest.raises(RuntimeError, match="already running"):

@@ -18,8 +18,14 @@ import attrs
 
 from .._errors import ManifestError, ManifestIssue, ModelError, NotFoundError, PluginError
 from .model import Detection, Limiter, Manifest, Model, Operator, Provider
-from .sources import FetchLimits, is_remote, read_source
-from .structure import parse_manifest
+from .sources import FetchLimits, builtin_names, is_remote, read_source
+from .structure import (
+    extending_providers,
+    merge_patch,
+    parse_manifest,
+    provider_value,
+    structure_provider,
+)
 from .yaml import Located, format_path
 
 __all__ = [
@@ -136,6 +142,7 @@ def load_manifests(
     located: dict[str, Located] = {}
     issues: list[ManifestIssue] = []
     owner: dict[str, str] = {}
+    extending: dict[str, str] = {}  # provider -> file, structured once all sources are read
     for source in sources:
         docs, found = load_source(source, env, allow_env=allow_env, limits=limits, partial=collect is not None)
         issues.extend(found)
@@ -143,8 +150,9 @@ def load_manifests(
         for file, manifest, doc in docs:
             located[file] = doc
             owner[file] = os.fspath(source)
+            pending = extending_providers(doc)
             for section, table, target in (
-                ("providers", manifest.providers, providers),
+                ("providers", {**manifest.providers, **dict.fromkeys(pending)}, providers),
                 ("models", manifest.models, models),
             ):
                 for name, value in table.items():
@@ -168,12 +176,21 @@ def load_manifests(
                             )
                         )
                         continue
-                    target[name] = value  # type: ignore[index,assignment]
+                    if section == "providers" and name in pending:
+                        extending[name] = file
+                        target.pop(name, None)
+                    else:
+                        if section == "providers":
+                            extending.pop(name, None)
+                        target[name] = value  # type: ignore[index,assignment]
                     origins[(section, name)] = file
             if manifest.protocol is not None:
                 protocol = manifest.protocol
             if manifest.limiter is not None:
                 limiter = manifest.limiter
+    if extending:
+        allowed = remote_allow_list(allow_env, env)
+        issues.extend(_resolve_extends(extending, providers, origins, located, owner, allowed, env))
     catalog = Catalog(
         providers=providers,
         models=models,
@@ -189,6 +206,106 @@ def load_manifests(
     elif issues:
         raise ManifestError(issues=issues)
     return catalog
+
+
+def _resolve_extends(
+    extending: dict[str, str],
+    providers: dict[str, Provider],
+    origins: dict[tuple[str, str], str],
+    located: dict[str, Located],
+    owner: dict[str, str],
+    remote_allowed: frozenset[str],
+    env: Mapping[str, str] | None,
+) -> list[ManifestIssue]:
+    """Structure every provider with ``extends`` over the one it names, in place.
+
+    The parent is looked up among the loaded providers, then among the
+    built-in manifests (``extends: openai`` works without loading
+    ``builtin:openai``; its models are not added). A built-in manifest's
+    parent is always the built-in one: replacing ``openai`` leaves ``groq``
+    whole. A cycle or an unknown name is an issue at ``providers.NAME.extends``.
+    """
+    issues: list[ManifestIssue] = []
+    raw: dict[str, Any] = {}  # provider -> merged mapping (None: failed)
+    builtin: dict[str, tuple[str, Located]] = {}
+
+    def parent_value(name: str, parent: str, chain: tuple[str, ...], where: ManifestIssue) -> Any:
+        if parent in chain:
+            cycle = " -> ".join((*chain[chain.index(parent):], parent))
+            issues.append(attrs.evolve(where, message=f"providers extend each other in a cycle: {cycle}"))
+            return None
+        # A built-in extends a built-in, even when the caller replaced it; a
+        # manifest from a URL or git extends a built-in or another remote one,
+        # never a local provider (whose headers may carry expanded secrets).
+        child_file = extending[name]
+        remote = is_remote(owner[child_file])
+        pinned = child_file.startswith("builtin:") or remote
+        file = origins.get(("providers", parent))
+        visible = file is not None and (not pinned or (remote and is_remote(owner[file])))
+        if visible and parent in extending:
+            return resolve(parent, chain)
+        if visible and file is not None and parent in providers:
+            return provider_value(located[file], parent)
+        if parent not in builtin and parent in builtin_names():
+            docs, found = load_source(f"builtin:{parent}", env)
+            if not found:
+                builtin.update({p: (f, d) for f, m, d in docs for p in m.providers})
+        if parent in builtin:
+            return provider_value(builtin[parent][1], parent)
+        if child_file.startswith("builtin:") and parent in extending:
+            return resolve(parent, chain)
+        if remote and file is not None:
+            issues.append(
+                attrs.evolve(
+                    where,
+                    message=f"a manifest from a URL or git extends only built-in or remote providers;"
+                    f" {parent!r} is defined in {file}",
+                )
+            )
+            return None
+        known = ", ".join(sorted({*providers, *extending, *builtin_names()} - {name})) or "none"
+        issues.append(attrs.evolve(where, message=f"extends unknown provider {parent!r}; known: {known}"))
+        return None
+
+    def resolve(name: str, chain: tuple[str, ...] = ()) -> Any:
+        if name in raw:
+            return raw[name]
+        file = extending[name]
+        doc = located[file]
+        child = provider_value(doc, name)
+        where = _issue_at(doc, ("providers", name, "extends"))
+        raw[name] = None
+        if isinstance(child["extends"], str):
+            base = parent_value(name, child["extends"], (*chain, name), where)
+            if base is not None:
+                raw[name] = merge_patch(base, child)
+        return raw[name]
+
+    for name, file in extending.items():
+        value = resolve(name)
+        if value is None:
+            continue
+        doc = located[file]
+        provider, found = structure_provider(value, name, doc)
+        issues.extend(found)
+        if provider is None:
+            continue
+        if is_remote(owner[file]) and provider.auth.env is not None and provider.auth.env not in remote_allowed:
+            # Extending `openai` from a URL must not send OPENAI_API_KEY to that URL's base_url.
+            issues.append(
+                doc.issue(
+                    ("providers", name, "auth", "env"),
+                    f"environment variable {provider.auth.env} (inherited through extends) is not in the"
+                    " allow-list for manifests from a URL or git (allow_env=... or MODELWIRE_REMOTE_ENV)",
+                )
+            )
+            continue
+        providers[name] = provider
+    return issues
+
+
+def _issue_at(doc: Located, path: PathT) -> ManifestIssue:
+    return doc.issue(path, "")
 
 
 def _check_references(catalog: Catalog) -> list[ManifestIssue]:

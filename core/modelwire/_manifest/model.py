@@ -174,6 +174,7 @@ class Provider:
     """A service: where it is, how to authenticate, what it can do."""
 
     base_url: str = attrs.field(metadata=doc("URL prefix of every operator path"))
+    extends: str | None = attrs.field(default=None, metadata=doc("a provider this one starts from: its fields with these merged over them (JSON Merge Patch: mappings merge, null removes, anything else replaces)"))
     auth: Auth = attrs.field(factory=Auth, metadata=doc("credentials"))
     headers: dict[str, str] = attrs.field(factory=dict, metadata=doc("headers sent with every request"))
     timeout: Timeout = attrs.field(factory=Timeout, metadata=doc("timeouts"))

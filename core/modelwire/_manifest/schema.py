@@ -77,11 +77,32 @@ def _class_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _with_extends(strict: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+    """A provider is whole, or a merge patch over the one it ``extends``.
+
+    The patch is checked after merging (it may omit required fields or null
+    them out), so here it may use the provider's field names only.
+    """
+    patch = {
+        "type": "object",
+        "description": "a provider given as changes to the one it extends (JSON Merge Patch)",
+        "properties": {
+            name: {"description": field["description"]} if name != "extends" else field
+            for name, field in strict["properties"].items()
+        },
+        "required": ["extends"],
+        "additionalProperties": False,
+    }
+    return {"if": {"type": "object", "required": ["extends"]}, "then": patch, "else": ref}
+
+
 def manifest_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a manifest document."""
     defs: dict[str, Any] = {}
     root = _class_schema(Manifest, defs)
     root["properties"]["version"] = {**root["properties"]["version"], "const": 1}
+    providers = root["properties"]["providers"]
+    providers["additionalProperties"] = _with_extends(defs["Provider"], providers["additionalProperties"])
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://modelwire.dev/schema/manifest-v1.json",

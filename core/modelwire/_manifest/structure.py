@@ -23,15 +23,19 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from cattrs.gen import make_dict_structure_fn
 
 from .._errors import KINDS, ManifestIssue
-from .model import SUPPORTED_VERSIONS, EventRule, Manifest, Operator
+from .model import SUPPORTED_VERSIONS, EventRule, Manifest, Operator, Provider
 from .yaml import Located, expand_env, read_yaml
 
 __all__ = [
     "converter",
     "describe",
     "expr_problem",
+    "extending_providers",
     "issues_from",
+    "merge_patch",
     "parse_manifest",
+    "provider_value",
+    "structure_provider",
 ]
 
 EVENT_TYPES = (
@@ -374,6 +378,15 @@ def _structure(
     value = doc.value
     if "version" not in value:
         value = {"version": SUPPORTED_VERSIONS[-1], **value}
+    pending = extending_providers(doc)
+    if pending:
+        # Structured by the catalog once the provider they extend is known.
+        value = {**value, "providers": {k: v for k, v in value["providers"].items() if k not in pending}}
+        for name, raw in pending.items():
+            if not isinstance(raw["extends"], str) or not raw["extends"]:
+                issues.append(
+                    doc.issue(("providers", name, "extends"), f"expected a provider name, got {describe(raw['extends'])}")
+                )
     found: list[ManifestIssue] = []
     manifest: Manifest | None = None
     try:
@@ -521,13 +534,60 @@ def _check_operator(op: Operator, base: PathT, doc: Located, out: list[ManifestI
             out.append(doc.issue((*p, "status"), f"status class must look like 4xx or 5xx, got {err.status!r}"))
 
 
+def _check_provider(pname: str, provider: Provider, doc: Located, out: list[ManifestIssue]) -> None:
+    if not provider.base_url.startswith(("http://", "https://")):
+        out.append(doc.issue(("providers", pname, "base_url"), f"expected an http(s) URL, got {provider.base_url!r}"))
+    for oname, op in provider.operators.items():
+        _check_operator(op, ("providers", pname, "operators", oname), doc, out)
+
+
 def _check_manifest(m: Manifest, doc: Located) -> list[ManifestIssue]:
     out: list[ManifestIssue] = []
     for pname, provider in m.providers.items():
-        if not provider.base_url.startswith(("http://", "https://")):
-            out.append(
-                doc.issue(("providers", pname, "base_url"), f"expected an http(s) URL, got {provider.base_url!r}")
-            )
-        for oname, op in provider.operators.items():
-            _check_operator(op, ("providers", pname, "operators", oname), doc, out)
+        _check_provider(pname, provider, doc, out)
     return out
+
+
+# -- providers that extend another ---------------------------------------------
+
+
+def extending_providers(doc: Located) -> dict[str, dict[str, Any]]:
+    """The raw providers of a document that name another in ``extends``."""
+    value = doc.value if isinstance(doc.value, dict) else {}
+    table = value.get("providers")
+    if not isinstance(table, dict):
+        return {}
+    return {name: raw for name, raw in table.items() if isinstance(raw, dict) and "extends" in raw}
+
+
+def provider_value(doc: Located, name: str) -> Any:
+    """A provider's raw mapping as written (env expanded, number-like strings kept as text)."""
+    return _keep_text(doc.value["providers"][name], Provider, ("providers", name), doc.texts)
+
+
+def merge_patch(base: Any, patch: Any) -> Any:
+    """``patch`` applied to ``base`` as a JSON Merge Patch (RFC 7386).
+
+    Mappings merge key by key, a ``null`` removes the key, anything else
+    (lists included) replaces: one rule a reader can apply by eye.
+    """
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(base) if isinstance(base, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def structure_provider(value: Any, name: str, doc: Located) -> tuple[Provider | None, list[ManifestIssue]]:
+    """A merged provider mapping -> Provider, or its issues (paths under ``providers.NAME``)."""
+    out: list[ManifestIssue] = []
+    try:
+        provider = converter().structure(value, Provider)
+    except Exception as exc:
+        return None, issues_from(exc, ("providers", name), doc)
+    _check_provider(name, provider, doc, out)
+    return (None if out else provider), out

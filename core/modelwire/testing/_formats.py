@@ -3,7 +3,8 @@
 Each renderer turns a :class:`Script` plus what the request asked for (model,
 stream or not, ``stream_options.include_usage``) into response bytes, framed
 exactly as the real service frames them: OpenAI ``data:`` lines ending in
-``[DONE]``, Anthropic named SSE events, Gemini ``data:`` lines separated by
+``[DONE]`` (Mistral's with whole tool calls), Anthropic and Cohere (v2
+chat) named SSE events, Gemini ``data:`` lines separated by
 CRLF pairs (or a JSON array without ``alt=sse``), Ollama NDJSON. Keeping this
 pure lets the server cache a rendered stream and lets tests inspect it.
 """
@@ -18,6 +19,7 @@ import json
 import random
 import re
 import struct
+import uuid
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -95,6 +97,12 @@ def resolve(path: str) -> Route | None:
     elif fmt == "anthropic":
         if rest.endswith("/messages"):
             return Route("anthropic", "chat")
+    elif fmt == "mistral":
+        if rest.endswith("/chat/completions"):
+            return Route("mistral", "chat")
+    elif fmt == "cohere":
+        if rest.endswith("/v2/chat"):
+            return Route("cohere", "chat")
     elif fmt == "gemini":
         match = _GEMINI_PATH.search(rest)
         if match:
@@ -646,7 +654,21 @@ def _ollama_tool_calls(script: Script) -> list[dict[str, Any]]:
     ]
 
 
+_GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _go_json(line: str) -> str:
+    """JSON text as Go's ``json.Marshal`` writes it (Ollama's server): ``<``,
+    ``>``, ``&``, U+2028 and U+2029 escaped. Only strings hold those
+    characters, so escaping the whole text is exact."""
+    return line.translate(_GO_ESCAPES)
+
+
 def _ollama_stream(script: Script, model: str, op: str, rng: random.Random) -> list[str]:
+    return [_go_json(line) for line in _ollama_lines(script, model, op, rng)]
+
+
+def _ollama_lines(script: Script, model: str, op: str, rng: random.Random) -> list[str]:
     head = {"model": model, "created_at": _CREATED_AT}
     if op == "generate":
         line = _template(dict(head, response=_HOLE, done=False))
@@ -687,11 +709,148 @@ def _ollama_stream(script: Script, model: str, op: str, rng: random.Random) -> l
 def _ollama_response(script: Script, model: str, op: str) -> str:
     head: dict[str, Any] = {"model": model, "created_at": _CREATED_AT}
     if op == "generate":
-        return _dumps(dict(head, response=script.full_text(), **_ollama_final(script)))
+        return _go_json(_dumps(dict(head, response=script.full_text(), **_ollama_final(script))))
     message: dict[str, Any] = {"role": "assistant", "content": script.full_text()}
     if script.tool_calls:
         message["tool_calls"] = _ollama_tool_calls(script)
-    return _dumps(dict(head, message=message, **_ollama_final(script)))
+    return _go_json(_dumps(dict(head, message=message, **_ollama_final(script))))
+
+
+# --- mistral --------------------------------------------------------------
+#
+# Mistral's chat completions stream (docs.mistral.ai, the shapes mistralai's
+# CompletionChunk validates): OpenAI-style chunks without logprobs or usage
+# nulls, tool calls whole (id, name and all arguments in one delta: the SDK
+# requires name and arguments in each), usage on the chunk with the finish
+# reason, then ``data: [DONE]``.
+
+
+def _mistral_stream(script: Script, model: str, rng: random.Random) -> list[str]:
+    base = {
+        "id": rng.getrandbits(128).to_bytes(16, "big").hex(),
+        "object": "chat.completion.chunk",
+        "created": 1735689600 + rng.randrange(10**7),
+        "model": model,
+        "choices": _HOLE,
+    }
+    chunk = _template(base)
+
+    def frame(delta: dict[str, Any], finish: str | None = None) -> str:
+        return "data: " + chunk(_dumps([{"index": 0, "delta": delta, "finish_reason": finish}])) + "\n\n"
+
+    pieces = _pieces(script)
+    head = [frame({"role": "assistant", "content": ""})]
+    text_frame = _template({"index": 0, "delta": {"content": _HOLE}, "finish_reason": None})
+    content = ["data: " + chunk("[" + text_frame(_dumps(p)) + "]") + "\n\n" for p in pieces]
+    if script.tool_calls:
+        calls = [
+            {"id": c.id, "function": {"name": c.name, "arguments": c.arguments}, "index": i}
+            for i, c in enumerate(script.tool_calls)
+        ]
+        content.append(frame({"content": "", "tool_calls": calls}))
+    last = dict(base, choices=[{"index": 0, "delta": {"content": ""}, "finish_reason": script.wire_finish("mistral")}])
+    if script.usage is not None:
+        prompt, completion = script.usage
+        last["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt + completion, "completion_tokens": completion}
+    err = script.error or StreamError()
+    error = {"object": "error", "message": err.message, "type": err.type, "param": None, "code": err.code}
+    return _assemble(
+        _Frames(
+            head=head,
+            content=content,
+            tail=["data: " + _dumps(last) + "\n\n"],
+            marker=["data: [DONE]\n\n"],
+            error="data: " + _dumps(error) + "\n\n",
+        ),
+        script,
+        rng,
+    )
+
+
+# --- cohere ---------------------------------------------------------------
+#
+# Cohere's v2 chat stream (docs.cohere.com/v2/docs/streaming; the shapes of
+# cohere-python's V2ChatStreamResponse): named SSE events, one content block
+# of text, tool calls as start / argument deltas / end, and ``message-end``
+# carrying the finish reason and usage. No pings, no ``[DONE]``.
+
+#: Tokens Cohere counts on top of the billed input (its system preamble):
+#: ``usage.tokens.input_tokens`` differs from ``usage.billed_units.input_tokens``.
+COHERE_PREAMBLE_TOKENS = 184
+
+
+def _cohere_event(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {_dumps({'type': name, **data})}\n\n"
+
+
+def _cohere_usage(script: Script) -> dict[str, Any]:
+    prompt, completion = script.usage or (0, 0)
+    return {
+        "billed_units": {"input_tokens": prompt, "output_tokens": completion},
+        "tokens": {"input_tokens": prompt + COHERE_PREAMBLE_TOKENS, "output_tokens": completion},
+    }
+
+
+def _cohere_stream(script: Script, rng: random.Random) -> list[str]:
+    message_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    start = {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}
+    head = [_cohere_event("message-start", {"id": message_id, "delta": {"message": start}})]
+    content: list[str] = []
+    pieces = _pieces(script)
+    if pieces:
+        content.append(
+            _cohere_event("content-start", {"index": 0, "delta": {"message": {"content": {"type": "text", "text": ""}}}})
+        )
+        delta = _template({"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": _HOLE}}}})
+        content += [f"event: content-delta\ndata: {delta(_dumps(p))}\n\n" for p in pieces]
+        content.append(_cohere_event("content-end", {"index": 0}))
+    if script.tool_calls:
+        plan = "I will call " + ", ".join(c.name for c in script.tool_calls) + "."
+        content += [
+            _cohere_event("tool-plan-delta", {"delta": {"message": {"tool_plan": piece}}})
+            for piece in _fragments(plan, rng, 12)
+        ]
+    for index, call in enumerate(script.tool_calls):
+        first = {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        content.append(_cohere_event("tool-call-start", {"index": index, "delta": {"message": {"tool_calls": first}}}))
+        for piece in _fragments(call.arguments, rng):
+            args = {"function": {"arguments": piece}}
+            content.append(_cohere_event("tool-call-delta", {"index": index, "delta": {"message": {"tool_calls": args}}}))
+        content.append(_cohere_event("tool-call-end", {"index": index}))
+    end = {"finish_reason": script.wire_finish("cohere"), "usage": _cohere_usage(script)}
+    err = script.error or StreamError()
+    failed = {"finish_reason": "ERROR", "usage": _cohere_usage(script), "error": err.message}
+    return _assemble(
+        _Frames(
+            head=head,
+            content=content,
+            tail=[],
+            marker=[_cohere_event("message-end", {"id": message_id, "delta": end})],
+            error=_cohere_event("message-end", {"id": message_id, "delta": failed}),
+        ),
+        script,
+        rng,
+    )
+
+
+def _cohere_message(script: Script, rng: random.Random) -> str:
+    message: dict[str, Any] = {"role": "assistant"}
+    if script.full_text():
+        message["content"] = [{"type": "text", "text": script.full_text()}]
+    if script.tool_calls:
+        message["tool_plan"] = "I will call " + ", ".join(c.name for c in script.tool_calls) + "."
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in script.tool_calls
+        ]
+    return _dumps(
+        {
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "message": message,
+            "finish_reason": script.wire_finish("cohere"),
+            "usage": _cohere_usage(script),
+        }
+    )
 
 
 # --- vertex ---------------------------------------------------------------
@@ -855,6 +1014,15 @@ def render_script(
             body, content_type = _anthropic_stream(script, model, rng), _SSE
         else:
             body = _anthropic_message(script, model, rng)
+    elif fmt == "mistral" and stream:
+        body, content_type = _mistral_stream(script, model, rng), _SSE
+    elif fmt == "mistral":
+        body = _openai_message(script, model, rng)
+    elif fmt == "cohere":
+        if stream:
+            body, content_type = _cohere_stream(script, rng), _SSE
+        else:
+            body = _cohere_message(script, rng)
     elif fmt == "gemini":
         if stream:
             body = _gemini_stream(script, model, rng, sse)
@@ -919,6 +1087,8 @@ def error_body(fmt: str | None, status: int, error: StreamError | None = None) -
         body = {"error": {"code": status, "message": message, "status": kind}}
     elif fmt == "ollama":
         body = {"error": message}
+    elif fmt == "cohere":
+        body = {"id": "00000000-0000-4000-8000-000000000000", "message": message}
     else:
         kind = error.type if error is not None else _ERROR_TYPES.get(status, "api_error")
         if fmt == "anthropic":

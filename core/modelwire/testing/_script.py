@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 #: The wire formats the server speaks; the first path segment selects one.
-FORMATS: tuple[str, ...] = ("anthropic", "bedrock", "gemini", "ollama", "openai", "vertex")
+FORMATS: tuple[str, ...] = (
+    "anthropic", "bedrock", "cohere", "gemini", "mistral", "ollama", "openai", "vertex",
+)
 
 #: The text of the default script, served when nothing was pushed.
 DEFAULT_TEXT = "Hello from modelwire.testing! This reply was scripted, not generated."
@@ -63,6 +65,8 @@ FINISH_REASONS: dict[str, dict[str, str]] = {
         "tool_calls": "tool_use",
         "content_filter": "content_filtered",
     },
+    "mistral": {},
+    "cohere": {"stop": "COMPLETE", "length": "MAX_TOKENS", "tool_calls": "TOOL_CALL"},
 }
 
 Headers = tuple[tuple[str, str], ...]

@@ -39,6 +39,8 @@ __all__ = ["RecordedRequest", "ReplayServer"]
 _BASE_PATHS = {
     "openai": "/openai/v1",
     "anthropic": "/anthropic",
+    "cohere": "/cohere",
+    "mistral": "/mistral/v1",
     "gemini": "/gemini",
     "ollama": "/ollama",
     "bedrock": "/bedrock",
