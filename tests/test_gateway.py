@@ -197,3 +197,81 @@ def test_a_body_over_the_limit_is_413_unread(gateway: tuple[str, Gateway]) -> No
 def test_unknown_paths_and_methods(gateway: tuple[str, Gateway]) -> None:
     assert httpx.get(gateway[0] + "/v1/nothing").status_code == 404
     assert httpx.get(gateway[0] + "/v1/chat/completions").status_code == 405
+
+
+# -- /v1/messages with the anthropic SDK ------------------------------------------------------
+
+anthropic = pytest.importorskip("anthropic")
+
+
+@pytest.fixture
+def claude(gateway: tuple[str, Gateway], srv: ReplayServer) -> Iterator[Any]:
+    srv.reset()
+    with anthropic.Anthropic(base_url=gateway[0], api_key="unused", max_retries=0) as c:
+        yield c
+
+
+@pytest.mark.parametrize(("model", "fmt"), MODELS)
+def test_anthropic_sdk_streams_text_and_tools_from_every_format(claude: Any, srv: ReplayServer, model: str, fmt: str) -> None:
+    srv.push(Script(text=["Let ", "me ", "check."], tool_calls=[ToolCall("c1", "get_weather", '{"city": "Paris"}')],
+                    usage=(15, 6)))
+    with claude.messages.stream(
+        model=model, max_tokens=100, messages=[{"role": "user", "content": "Weather?"}],
+        tools=[{"name": "get_weather", "description": "Weather", "input_schema": WEATHER["function"]["parameters"]}],
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "Let me check."
+    assert final.stop_reason == "tool_use"
+    [tool] = [b for b in final.content if b.type == "tool_use"]
+    assert (tool.name, tool.input) == ("get_weather", {"city": "Paris"})
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (15, 6)
+    assert srv.requests[0].fmt == fmt
+
+
+@pytest.mark.parametrize(("model", "fmt"), MODELS)
+def test_anthropic_sdk_whole_answers(claude: Any, srv: ReplayServer, model: str, fmt: str) -> None:
+    srv.push(Script(text="Bonjour", usage=(4, 2)))
+    msg = claude.messages.create(model=model, max_tokens=50, system="Be French.",
+                                 messages=[{"role": "user", "content": "Hi"}])
+    assert [b.text for b in msg.content if b.type == "text"] == ["Bonjour"]
+    assert msg.stop_reason == "end_turn"
+    assert (msg.usage.input_tokens, msg.usage.output_tokens) == (4, 2)
+    assert "Be French." in json.dumps(srv.requests[0].json)
+
+
+def test_anthropic_tool_results_reach_an_openai_provider(claude: Any, srv: ReplayServer) -> None:
+    srv.push(Script(text="Sunny."))
+    claude.messages.create(model="gpt-4.1-mini", max_tokens=50, messages=[
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}]},
+    ])
+    sent = srv.requests[0].json["messages"]
+    assert sent[1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city":"Paris"}'}
+    assert sent[2] == {"role": "tool", "tool_call_id": "t1", "content": "sunny"}
+
+
+def test_anthropic_errors_are_in_anthropic_format(claude: Any, srv: ReplayServer) -> None:
+    with pytest.raises(anthropic.NotFoundError) as info:
+        claude.messages.create(model="no-such-model", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "not_found_error"
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        claude.messages.create(model="gpt-4.1-mini", max_tokens=5, messages=[{"role": "robot", "content": "x"}])
+    assert "messages[0].role" in bad.value.body["error"]["message"]
+    assert srv.requests == []
+
+
+# -- /v1/embeddings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["text-embedding-3-small", "gemini-embedding-001", "nomic-embed-text"])
+def test_embeddings_through_the_openai_sdk(client: Any, srv: ReplayServer, model: str) -> None:
+    from modelwire.testing import fake_embedding
+
+    resp = client.embeddings.create(model=model, input=["one", "two words"])  # the SDK asks for base64
+    got = [d.embedding for d in resp.data]
+    assert [len(v) for v in got] == [len(fake_embedding("one")), len(fake_embedding("two words"))]
+    assert got == [pytest.approx(fake_embedding("one"), rel=1e-6), pytest.approx(fake_embedding("two words"), rel=1e-6)]
+    plain = httpx.post(str(client.base_url) + "embeddings", json={"model": model, "input": "one"}).json()
+    assert plain["data"][0]["embedding"] == pytest.approx(fake_embedding("one"), rel=1e-6)
