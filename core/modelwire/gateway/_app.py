@@ -259,7 +259,7 @@ class Gateway:
             keys[name] = {
                 "period": period,
                 "budget": None if key.budget is None else {
-                    "amount": str(key.budget.amount), "currency": key.budget.currency, "period": key.budget.period,
+                    "amount": str(key.budget.value), "currency": key.budget.currency, "period": key.budget.period,
                 },
                 "spent": str(total.normalize()) if total else "0",
                 "models": {m: s.to_dict() for m, s in sorted(by_model.items())},

@@ -57,9 +57,14 @@ def _decimal(value: Any) -> Decimal:
 class Budget:
     """How much a key may spend per period (UTC days or calendar months)."""
 
-    amount: Decimal = attrs.field(converter=_decimal, metadata=doc("the most a key may spend per period (write it as a string: \"10.00\")"))
+    amount: Any = attrs.field(metadata=doc("the most a key may spend per period, a decimal (write it as a string: \"10.00\")"))
     currency: str = attrs.field(default="USD", metadata=doc("the currency of the models' pricing this budget counts"))
     period: Literal["day", "month"] = attrs.field(default="day", metadata=doc("`day` or `month` (UTC)"))
+
+    @property
+    def value(self) -> Decimal:
+        """The amount as an exact Decimal (checked when the config loads)."""
+        return _decimal(self.amount)
 
 
 @attrs.frozen
@@ -177,6 +182,11 @@ def _check(config: GatewayConfig) -> list[ManifestIssue]:
             v = getattr(key, field)
             if v is not None and v < 0:
                 out.append(config.issue((*where, field), "must be >= 0 (or null: no limit)"))
+        if key.budget is not None:
+            try:
+                _decimal(key.budget.amount)
+            except ValueError as exc:
+                out.append(config.issue((*where, "budget", "amount"), str(exc)))
         if key.models is not None and not all(isinstance(m, str) and m for m in key.models):
             out.append(config.issue((*where, "models"), "expected a list of model names or patterns"))
     srv = config.server

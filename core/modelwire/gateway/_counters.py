@@ -107,7 +107,7 @@ def _limits(rpm: int | None, tpm: int | None, concurrency: int | None, budget: B
         -1 if rpm is None else rpm,
         -1 if tpm is None else tpm,
         -1 if concurrency is None else concurrency,
-        -1 if budget is None else to_units(budget.amount),
+        -1 if budget is None else to_units(budget.value),
     )
 
 
