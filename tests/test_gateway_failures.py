@@ -99,9 +99,9 @@ def test_anthropic_clients_get_the_error_in_their_format(url: str, srv: ReplaySe
     srv.reset()
     srv.push(RESET)
     got = []
-    with anthropic.Anthropic(base_url=url, api_key="x", max_retries=0) as c, pytest.raises(anthropic.APIStatusError):
-        with c.messages.stream(model="gpt-4.1-mini", max_tokens=50, messages=[{"role": "user", "content": "x"}]) as s:
-            got.extend(s.text_stream)
+    with anthropic.Anthropic(base_url=url, api_key="x", max_retries=0) as c, pytest.raises(anthropic.APIStatusError), \
+            c.messages.stream(model="gpt-4.1-mini", max_tokens=50, messages=[{"role": "user", "content": "x"}]) as s:
+        got.extend(s.text_stream)
     assert got and TEXT.startswith("".join(got))
 
 
@@ -116,7 +116,7 @@ def test_after_text_a_prefix_continuation_streams_on(client: Any, srv: ReplaySer
     srv.push(RESET, Script(text=["and ", "the rest."]))
     text, error = stream_text(client, "flaky-prefix")
     assert error is None
-    [first, second] = srv.requests
+    [_first, second] = srv.requests
     partial = text.removesuffix("and the rest.")
     assert partial and TEXT.startswith(partial) and partial != TEXT
     # the target continued the partial answer: it was sent as the start of the reply
