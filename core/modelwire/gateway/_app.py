@@ -39,6 +39,7 @@ import anyio
 
 from .._errors import ModelError, NotFoundError
 from .._events import Fallback, Finish, TextDelta, ToolCallDelta, Usage
+from .._manifest.model import Model
 from .._plugins.tokenizers import count_messages
 from .._runtime.client import Runtime, ToolCallBuffer
 from .._runtime.planning import resolve_model
@@ -99,7 +100,7 @@ class Gateway:
         self.metrics: Any = None
         self.started_at = int(time.time())
         self._keys = [(bytes.fromhex(k.hash.split(":", 1)[1]), name, k) for name, k in self.config.keys.items()]
-        self._allowed: dict[tuple[str, str], bool] = {}
+        self._specs: dict[str, Model | None] = {}
         self.in_flight = 0
 
     async def start(self) -> Gateway:
@@ -178,12 +179,25 @@ class Gateway:
         return sorted(n for n in self.runtime.catalog.models if self.may_use(key, n))
 
     # -- billing ---------------------------------------------------------------
+    def _spec(self, model: str) -> Model | None:
+        """The model's manifest entry (None: unknown), cached: it is read several times per request."""
+        if model in self._specs:
+            return self._specs[model]
+        assert self.runtime is not None
+        try:
+            spec: Model | None = resolve_model(self.runtime.catalog, model)[0]
+        except ModelError:
+            spec = None
+        if len(self._specs) >= 4096:  # names come from clients: keep the cache bounded
+            self._specs.clear()
+        self._specs[model] = spec
+        return spec
+
     def _estimate(self, out: Outcome, call: Call | None) -> None:
         """Tokens and cost of an answer that ended without provider-reported usage."""
         assert self.runtime is not None
-        try:
-            spec = resolve_model(self.runtime.catalog, out.model)[0]
-        except ModelError:
+        spec = self._spec(out.model)
+        if spec is None:
             return
         tokenizer = self.runtime.plugins.get_tokenizer(spec.tokenizer or "approx")
         if out.input_tokens is None and call is not None:
@@ -194,27 +208,23 @@ class Gateway:
         out.cost = price(spec.pricing, out.input_tokens, out.output_tokens)
 
     def _currency(self, model: str) -> str | None:
-        assert self.runtime is not None
-        try:
-            spec = resolve_model(self.runtime.catalog, model)[0]
-        except ModelError:
-            return None
-        return spec.pricing.currency if spec.pricing is not None else None
+        spec = self._spec(model)
+        return spec.pricing.currency if spec is not None and spec.pricing is not None else None
 
     def _provider(self, model: str) -> str:
-        assert self.runtime is not None
-        try:
-            return resolve_model(self.runtime.catalog, model)[0].provider
-        except ModelError:
-            return ""
+        spec = self._spec(model)
+        return spec.provider if spec is not None else ""
 
     async def admit(self, name: str, key: VirtualKey | None, model: str, call: Call | None, tokens: int) -> str | None:
         """Check the model, then admit the request under the key's limits; its ticket (None: no limits)."""
         assert self.runtime is not None
-        try:
-            spec = resolve_model(self.runtime.catalog, model)[0]
-        except NotFoundError as exc:
-            raise _Reject(404, "MODEL_NOT_FOUND", exc.message, "model") from None
+        spec = self._spec(model)
+        if spec is None:
+            try:
+                resolve_model(self.runtime.catalog, model)
+            except NotFoundError as exc:  # its message lists the known models
+                raise _Reject(404, "MODEL_NOT_FOUND", exc.message, "model") from None
+            raise _Reject(404, "MODEL_NOT_FOUND", f"unknown model {model!r}", "model")
         if not self.may_use(key, model):
             raise _Reject(403, "MODEL_NOT_ALLOWED", f"key {name!r} may not use model {model!r}", "model")
         if key is None or (key.rpm is None and key.tpm is None and key.concurrency is None and key.budget is None):
@@ -516,8 +526,8 @@ def create_gateway_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> An
         status = 200
         try:
             try:
-                spec = resolve_model(gw.runtime.catalog, model)[0]
-                out.cost = price(spec.pricing, tokens, 0)
+                spec = gw._spec(model)
+                out.cost = price(spec.pricing, tokens, 0) if spec is not None else None
                 vectors = await gw.runtime.embed(model, texts)
             except ModelError as exc:
                 status, code, message, extra = _model_error(exc)
