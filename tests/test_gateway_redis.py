@@ -142,3 +142,57 @@ def test_two_replicas_admit_exactly_the_rpm_and_stop_exactly_at_the_budget(tmp_p
         payer = reports[0]["keys"]["payer"]
         assert Decimal(payer["spent"]) == budget
         assert payer["models"]["gpt-4.1-mini"]["requests"] == 3
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out |= {int(c) for c in (task / "children").read_text().split()}
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from /proc")
+def test_workers_serve_from_separate_processes_sharing_redis(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f'manifests: ["builtin:openai"]\nkeys: {{k: {{hash: "{hash_key("sk-k")}", rpm: 4}}}}\n')
+    with redis_server() as redis, ReplayServer(default=Script(text="ok")) as srv:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELWIRE_")}
+        env |= {"OPENAI_BASE_URL": srv.url_for("openai"), "OPENAI_API_KEY": "sk-provider"}
+        proc = subprocess.Popen(
+            [modelwire_script(), "serve", "--config", str(config), "--port", str(port), "--redis", redis.url,
+             "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        workers: set[int] = set()
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + TIMEOUT
+            while True:  # readiness (a safety-net deadline)
+                assert proc.poll() is None, "serve exited"
+                try:
+                    if httpx.get(url + "/health", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.05)
+            workers = _children(proc.pid)
+            pids = {httpx.get(url + "/health").json()["pid"] for _ in range(4)}
+            assert pids <= workers and len(workers) >= 2
+            client = openai.OpenAI(base_url=url + "/v1", api_key="sk-k", max_retries=0,
+                                   http_client=httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)))
+            got = []
+            for _ in range(6):
+                try:
+                    got.append(client.chat.completions.create(
+                        model="gpt-4.1-mini", messages=[{"role": "user", "content": "x"}]).choices[0].message.content)
+                except openai.RateLimitError:
+                    got.append("429")
+            assert got == ["ok"] * 4 + ["429"] * 2  # whichever worker answered, one shared count
+        finally:
+            _stop(proc)
+            for pid in workers:  # uvicorn stops its workers; make sure
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
