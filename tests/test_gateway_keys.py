@@ -176,3 +176,30 @@ def test_concurrency_counts_requests_in_flight() -> None:
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == " world"
         assert ask(client) == "Hello world"  # the slot is free again
         assert held.finished.wait(TIMEOUT)
+
+
+def test_tpm_counts_the_prompt_estimate_and_max_tokens(srv: ReplayServer) -> None:
+    cfg = config(f'keys: {{k: {{hash: "{hash_key("sk-k")}", tpm: 150}}}}\n')
+    with running_gateway(srv, cfg) as (url, _gw):
+        client = sdk(url, "sk-k")
+        resp = client.chat.completions.create(model="gpt-4.1-mini", max_tokens=100,
+                                              messages=[{"role": "user", "content": "x"}])
+        assert resp.choices[0].message.content == "ok"  # reserved ~100, counted 30 (the real usage)
+        client.chat.completions.create(model="gpt-4.1-mini", max_tokens=100, messages=[{"role": "user", "content": "x"}])
+        with pytest.raises(openai.RateLimitError) as info:  # 30 + 30 used, another 100+ does not fit in 150
+            client.chat.completions.create(model="gpt-4.1-mini", max_tokens=100, messages=[{"role": "user", "content": "x"}])
+        assert info.value.body["code"] == "key_tpm_limit"
+        with pytest.raises(openai.RateLimitError):  # more than the whole window: never
+            client.chat.completions.create(model="gpt-4.1-mini", max_tokens=1000, messages=[{"role": "user", "content": "x"}])
+
+
+def test_an_unreachable_redis_fails_closed_with_503(srv: ReplayServer) -> None:
+    from servers.redis_server import free_port
+
+    cfg = config(f'keys: {{k: {{hash: "{hash_key("sk-k")}", rpm: 10}}}}\n')
+    with running_gateway(srv, cfg, redis=f"redis://127.0.0.1:{free_port()}/0") as (url, _gw):
+        srv.reset()
+        resp = httpx.post(url + "/v1/chat/completions", headers={"authorization": "Bearer sk-k"},
+                          json={"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x"}]})
+        assert resp.status_code == 503 and resp.json()["error"]["code"] == "counters_unavailable"
+        assert srv.requests == []

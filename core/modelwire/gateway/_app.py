@@ -232,9 +232,14 @@ class Gateway:
         if key.budget is not None and spec.pricing is not None and spec.pricing.currency != key.budget.currency:
             raise _Reject(403, "CURRENCY_MISMATCH", f"model {model!r} is priced in {spec.pricing.currency}, "
                           f"key {name!r} has a budget in {key.budget.currency}", "model")
-        decision = await self.counters.admit(
-            name, rpm=key.rpm, tpm=key.tpm, concurrency=key.concurrency, budget=key.budget, tokens=tokens,
-        )
+        try:
+            decision = await self.counters.admit(
+                name, rpm=key.rpm, tpm=key.tpm, concurrency=key.concurrency, budget=key.budget, tokens=tokens,
+            )
+        except ModelError as exc:  # fail closed: a limit that cannot be checked is not skipped
+            log.warning("modelwire gateway: %s", exc.message)
+            raise _Reject(503, "COUNTERS_UNAVAILABLE", "the gateway cannot check this key's limits right now",
+                          headers=[(b"retry-after", b"1")]) from None
         if not decision.admitted:
             if self.metrics is not None:
                 self.metrics.rejected.labels(name, decision.limit).inc()
