@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 MODEL = "gpt-4.1-mini"
+#: the bearer every contestant is sent (LiteLLM's proxy needs a strong master key; the others ignore it)
+KEY = "sk-bench-4f9c2e7a1b8d6053e2a9c4b7f1d08e63"
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 50}
 
 
@@ -108,7 +110,7 @@ def litellm_proxy(provider: str, tmp: Path) -> Proxy:
         "  num_retries: 0\n"
     )
     port = free_port()
-    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
+    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "LITELLM_MASTER_KEY": KEY,
            "LITELLM_LOCAL_MODEL_COST_MAP": "True", "NO_DOCS": "True"}
     return Proxy("litellm", [exe, "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
                              "--num_workers", "1"], env, "/health/liveliness", port)
@@ -118,13 +120,13 @@ async def _one(client: Any, url: str, stream: bool) -> float:
     body = {**BODY, "stream": stream}
     t = time.perf_counter()
     if stream:
-        async with client.stream("POST", url, json=body, headers={"authorization": "Bearer sk-bench"}) as resp:
+        async with client.stream("POST", url, json=body, headers={"authorization": f"Bearer {KEY}"}) as resp:
             if resp.status_code != 200:
                 raise RuntimeError(f"{url}: {resp.status_code} {(await resp.aread())[:300]!r}")
             async for _ in resp.aiter_raw():
                 pass
     else:
-        resp = await client.post(url, json=body, headers={"authorization": "Bearer sk-bench"})
+        resp = await client.post(url, json=body, headers={"authorization": f"Bearer {KEY}"})
         if resp.status_code != 200:
             raise RuntimeError(f"{url}: {resp.status_code} {resp.text[:300]}")
     return time.perf_counter() - t
