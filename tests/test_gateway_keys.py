@@ -101,6 +101,12 @@ def test_a_bad_config_is_one_line_from_the_cli(tmp_path: Any) -> None:
     assert "keys.a.hash" in proc.stderr and "Traceback" not in proc.stderr
     out = run_cli("serve", "--hash-key", "sk-team")
     assert out.returncode == 0 and out.stdout.strip() == hash_key("sk-team")
+    piped = run_cli("serve", "--hash-key", "-", input=b"sk-team\n")
+    assert piped.stdout.strip() == hash_key("sk-team")
+    open_wide = run_cli("serve", "--host", "0.0.0.0")
+    assert open_wide.returncode == 1 and "without virtual keys" in open_wide.stderr
+    assert "Traceback" not in open_wide.stderr
+    assert run_cli("serve", "--workers", "0").returncode == 2
 
 
 def test_keys_are_required_and_checked(gateway: tuple[str, Any]) -> None:
