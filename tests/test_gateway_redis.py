@@ -196,3 +196,30 @@ def test_workers_serve_from_separate_processes_sharing_redis(tmp_path: Path) -> 
                     os.kill(pid, 9)
                 except ProcessLookupError:
                     pass
+
+
+def test_keys_stored_in_redis_are_accepted_by_every_replica() -> None:
+    import json
+
+    import redis as redis_py
+
+    from modelwire.gateway import GatewayConfig
+
+    from gateway_helpers import running_gateway
+
+    with redis_server() as redis, ReplayServer(default=Script(text="ok", usage=USAGE)) as srv:
+        store = redis_py.Redis.from_url(redis.url)
+        digest = hash_key("sk-from-redis").split(":")[1]
+        store.hset("modelwire:gw:keys", digest, json.dumps({"name": "stored", "rpm": 2, "models": ["gpt-*"]}))
+        store.hset("modelwire:gw:keys", hash_key("sk-broken").split(":")[1], "{not json")
+        admin = hash_key("sk-admin")
+        config = GatewayConfig(keys={"admin": modelwire.gateway.VirtualKey(hash=admin, admin=True)}, redis_keys=True)
+        with running_gateway(srv, config, redis=redis.url) as (url, _a), running_gateway(srv, config, redis=redis.url) as (url2, _b):
+            def ask(base: str, key: str) -> int:
+                return httpx.post(base + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                                  json={"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x"}]}).status_code
+            assert [ask(url, "sk-from-redis"), ask(url2, "sk-from-redis"), ask(url, "sk-from-redis")] == [200, 200, 429]
+            assert ask(url, "sk-broken") == 401 and ask(url2, "sk-unknown") == 401
+            report = httpx.get(url2 + "/v1/usage", headers={"authorization": "Bearer sk-admin"}).json()
+            assert report["keys"]["stored"]["models"]["gpt-4.1-mini"]["requests"] == 2
+        store.close()

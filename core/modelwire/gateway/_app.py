@@ -56,6 +56,8 @@ log = logging.getLogger("modelwire.gateway")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
+#: how long a key read from Redis (or its absence) is trusted before it is read again
+KEY_CACHE_SECONDS = 10.0
 _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
         (b"x-accel-buffering", b"no")]
@@ -101,6 +103,7 @@ class Gateway:
         self.started_at = int(time.time())
         self._keys = [(bytes.fromhex(k.hash.split(":", 1)[1]), name, k) for name, k in self.config.keys.items()]
         self._specs: dict[str, Model | None] = {}
+        self._key_cache: dict[str, tuple[float, tuple[str, VirtualKey] | None]] = {}
         self.in_flight = 0
 
     async def start(self) -> Gateway:
@@ -145,9 +148,10 @@ class Gateway:
         await self.aclose()
 
     # -- keys ------------------------------------------------------------------
-    def authenticate(self, headers: dict[bytes, bytes]) -> tuple[str, VirtualKey | None]:
+    async def authenticate(self, headers: dict[bytes, bytes]) -> tuple[str, VirtualKey | None]:
         """(key name, key) for the request's ``Authorization: Bearer`` or ``x-api-key``; no keys: open."""
-        if not self._keys:
+        from_redis = self.config.redis_keys and hasattr(self.counters, "lookup_key")
+        if not self._keys and not from_redis:
             return "-", None
         raw = headers.get(b"x-api-key")
         if raw is None:
@@ -160,12 +164,31 @@ class Gateway:
         for stored, name, key in self._keys:  # every hash compared, each in constant time
             if hmac.compare_digest(digest, stored):
                 found = (name, key)
+        if found is None and from_redis:
+            found = await self._redis_key(digest.hex())
         if found is None:
             raise _Reject(401, "INVALID_KEY", "the key is not valid")
         return found
 
-    def admin(self, headers: dict[bytes, bytes]) -> None:
-        name, key = self.authenticate(headers)
+    async def _redis_key(self, digest: str) -> tuple[str, VirtualKey] | None:
+        """A key stored in Redis (``<prefix>keys``: hash hex -> JSON), cached for ``KEY_CACHE_SECONDS``."""
+        now = time.monotonic()
+        cached = self._key_cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            found: tuple[str, VirtualKey] | None = await self.counters.lookup_key(digest)
+        except ModelError as exc:
+            log.warning("modelwire gateway: %s", exc.message)
+            raise _Reject(503, "COUNTERS_UNAVAILABLE", "the gateway cannot check keys right now",
+                          headers=[(b"retry-after", b"1")]) from None
+        if len(self._key_cache) >= 10_000:  # unknown keys are cached too: keep it bounded
+            self._key_cache.clear()
+        self._key_cache[digest] = (now + KEY_CACHE_SECONDS, found)
+        return found
+
+    async def admin(self, headers: dict[bytes, bytes]) -> None:
+        name, key = await self.authenticate(headers)
         if key is not None and not key.admin:
             raise _Reject(403, "NOT_ADMIN", f"key {name!r} is not an admin key")
 
@@ -268,7 +291,10 @@ class Gateway:
 
     async def usage(self) -> dict[str, Any]:
         keys: dict[str, Any] = {}
-        for name, key in self.config.keys.items():
+        every = dict(self.config.keys)
+        if self.config.redis_keys and hasattr(self.counters, "all_keys"):
+            every.update(await self.counters.all_keys())
+        for name, key in every.items():
             period, by_model = await self.counters.spend(name, key.budget)
             total = sum((s.cost for s in by_model.values()), Decimal(0))
             keys[name] = {
@@ -496,7 +522,7 @@ def create_gateway_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> An
 
     async def chat(fmt: str, scope: dict[str, Any], receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
         started = time.perf_counter()
-        name, key = gw.authenticate(headers)
+        name, key = await gw.authenticate(headers)
         body = _parse_json(await _read_body(receive, headers, limits.max_body_bytes), limits.max_json_depth)
         try:
             call = (_anthropic.parse_messages if fmt == "anthropic" else _openai.parse_chat)(body)
@@ -517,7 +543,7 @@ def create_gateway_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> An
 
     async def embeddings(scope: dict[str, Any], receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
         started = time.perf_counter()
-        name, key = gw.authenticate(headers)
+        name, key = await gw.authenticate(headers)
         body = _parse_json(await _read_body(receive, headers, limits.max_body_bytes), limits.max_json_depth)
         try:
             model, texts, as_base64 = _openai.parse_embeddings(body)
@@ -549,11 +575,11 @@ def create_gateway_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> An
                                        cost=out.cost, currency=gw._currency(model) or "")
 
     async def models(scope: dict[str, Any], receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
-        _name, key = gw.authenticate(headers)
+        _name, key = await gw.authenticate(headers)
         await _respond(send, 200, _openai.models_body(gw.model_names(key), gw.started_at))
 
     async def usage(scope: dict[str, Any], receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
-        gw.admin(headers)
+        await gw.admin(headers)
         try:
             data = await gw.usage()
         except ModelError as exc:
@@ -564,7 +590,7 @@ def create_gateway_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> An
         await _respond(send, 200, json.dumps({"status": "ok", "in_flight": gw.in_flight, "pid": os.getpid()}).encode())
 
     async def metrics(scope: dict[str, Any], receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
-        gw.admin(headers)
+        await gw.admin(headers)
         if gw.metrics is None:
             raise _Reject(501, "NO_METRICS", "metrics need prometheus-client (pip install 'modelwire[gateway]')")
         await _respond(send, 200, gw.metrics.render(), content_type=[(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")])

@@ -28,6 +28,7 @@ __all__ = [
     "GatewayServer",
     "VirtualKey",
     "hash_key",
+    "key_from_json",
     "load_gateway_config",
     "parse_gateway_config",
 ]
@@ -100,6 +101,7 @@ class GatewayConfig:
     server: GatewayServer = attrs.field(factory=GatewayServer, metadata=doc("HTTP server limits"))
     redis: str | None = attrs.field(default=None, repr=False, metadata=doc("Redis URL shared by all replicas (`--redis` overrides)"))
     prefix: str = attrs.field(default="modelwire:gw:", metadata=doc("Redis key prefix (replicas sharing counters use the same)"))
+    redis_keys: bool = attrs.field(default=False, metadata=doc("also accept keys stored in Redis (hash `<prefix>keys`: key hash hex -> JSON with `name` and the fields of a key)"))
     version: int = attrs.field(default=1, metadata=doc("format version (1)"))
     file: str | None = attrs.field(default=None, metadata=doc("(set by the loader)"))
     doc: Located | None = attrs.field(default=None, eq=False, repr=False, metadata=doc("(set by the loader)"))
@@ -196,3 +198,27 @@ def _check(config: GatewayConfig) -> list[ManifestIssue]:
     if srv.limit_concurrency is not None and srv.limit_concurrency < 1:
         out.append(config.issue(("server", "limit_concurrency"), "must be at least 1 (or null)"))
     return out
+
+
+def key_from_json(digest: str, text: str | bytes) -> tuple[str, VirtualKey]:
+    """A key stored in Redis: ``{"name": ..., "models": [...], "rpm": ..., "budget": {...}, ...}``.
+
+    Raises ValueError naming the problem (the entry is then ignored, with a warning).
+    """
+    import json
+
+    from .._manifest.structure import converter
+
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not _NAME.fullmatch(data["name"]):
+        raise ValueError("expected a JSON object with a valid `name`")
+    name = data.pop("name")
+    data.pop("hash", None)
+    key = converter().structure({**data, "hash": f"sha256:{digest}"}, VirtualKey)
+    if key.budget is not None:
+        _decimal(key.budget.amount)
+    for field in ("rpm", "tpm", "concurrency"):
+        v = getattr(key, field)
+        if v is not None and v < 0:
+            raise ValueError(f"{field} must be >= 0")
+    return name, key

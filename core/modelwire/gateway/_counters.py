@@ -16,6 +16,7 @@ rounded up to the next unit, never down.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -39,6 +40,8 @@ __all__ = [
     "period_of",
     "to_units",
 ]
+
+log = logging.getLogger("modelwire.gateway")
 
 #: money units per currency unit
 UNITS = 10**10
@@ -363,6 +366,43 @@ class RedisCounters:
             if kind in fields and model:
                 setattr(out.setdefault(model, Spend()), fields[kind], int(value))
         return period, out
+
+    async def lookup_key(self, digest: str) -> tuple[str, Any] | None:
+        """The key stored in Redis under ``digest`` (hex of its SHA-256), or None."""
+        import redis.exceptions
+
+        from ._config import key_from_json
+
+        try:
+            raw = await self._client.hget(f"{self.prefix}keys", digest)
+        except redis.exceptions.RedisError as exc:
+            raise self._fail(exc, "read keys") from exc
+        if raw is None:
+            return None
+        try:
+            return key_from_json(digest, raw)
+        except Exception as exc:
+            log.warning("modelwire gateway: ignoring the Redis key entry %s...: %s", digest[:12], exc)
+            return None
+
+    async def all_keys(self) -> dict[str, Any]:
+        """Every valid key stored in Redis, by name."""
+        import redis.exceptions
+
+        from ._config import key_from_json
+
+        try:
+            raw = await self._client.hgetall(f"{self.prefix}keys")
+        except redis.exceptions.RedisError as exc:
+            raise self._fail(exc, "read keys") from exc
+        out = {}
+        for digest, text in raw.items():
+            try:
+                name, key = key_from_json(digest.decode() if isinstance(digest, bytes) else digest, text)
+            except Exception:
+                continue
+            out[name] = key
+        return out
 
     async def aclose(self) -> None:
         await self._client.aclose()
