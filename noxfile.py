@@ -91,7 +91,7 @@ def bench(session: nox.Session) -> None:
     (``litellm[proxy]``); if it cannot be installed the section says so and
     measures modelwire alone.
     """
-    _install(session, "openai", "anthropic", "httpx-sse")
+    _install(session, "openai", "anthropic", "httpx-sse", "httptools", "uvloop")
     only = session.posargs[session.posargs.index("--only") + 1:] if "--only" in session.posargs else None
     if only is None or "gateway" in only:
         session.run("python", "-m", "pip", "install", "-q", "litellm[proxy]", success_codes=[0, 1])

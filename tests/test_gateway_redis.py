@@ -176,8 +176,11 @@ def test_workers_serve_from_separate_processes_sharing_redis(tmp_path: Path) -> 
                     pass
                 assert time.monotonic() < deadline, "serve did not start"
                 time.sleep(0.05)
-            workers = _children(proc.pid)
+            while len(_children(proc.pid)) < 2:  # uvicorn spawns the workers one after the other
+                assert time.monotonic() < deadline, "serve did not start its workers"
+                time.sleep(0.05)
             pids = {httpx.get(url + "/health").json()["pid"] for _ in range(4)}
+            workers = _children(proc.pid)
             assert pids <= workers and len(workers) >= 2
             client = openai.OpenAI(base_url=url + "/v1", api_key="sk-k", max_retries=0,
                                    http_client=httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)))
