@@ -55,7 +55,7 @@ class Proxy:
         self.name, self.args, self.env, self.health, self.port = name, args, env, health, port
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
 
     def __enter__(self) -> Proxy:
         import httpx
