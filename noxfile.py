@@ -97,8 +97,16 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against peers; prints a table, writes benchmarks/results/."""
-    _install(session, "openai", "anthropic", "httpx-sse")
+    """Benchmarks against peers; prints a table, writes benchmarks/results/.
+
+    The gateway section compares against LiteLLM's proxy, installed here only
+    (``litellm[proxy]``); if it cannot be installed the section says so and
+    measures modelwire alone.
+    """
+    _install(session, "openai", "anthropic", "httpx-sse", "httptools", "uvloop")
+    only = session.posargs[session.posargs.index("--only") + 1:] if "--only" in session.posargs else None
+    if only is None or "gateway" in only:
+        session.run("python", "-m", "pip", "install", "-q", "litellm[proxy]", success_codes=[0, 1])
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

@@ -15,7 +15,10 @@
 ``overhead``  sequential short streams: latency modelwire adds over raw httpx;
 ``import``    import time in fresh processes against openai, anthropic, litellm;
 ``memory``    RSS after import, after concurrent streams, and over many
-              sequential requests (a leak check).
+              sequential requests (a leak check);
+``gateway``   ``modelwire serve`` against LiteLLM's proxy (``litellm[proxy]``)
+              on one loopback provider: latency added per request over
+              calling the provider directly, and requests/s per core.
 
 It prints a table and writes ``benchmarks/results/<name>.json`` with the
 machine, package versions, and each figure's median and spread. Machines are
@@ -43,7 +46,7 @@ sys.path.insert(0, str(HERE))
 from bench_corpora import anthropic_corpus, ollama_corpus, openai_corpus  # noqa: E402
 from bench_util import figure, machine, packages, percentile, source  # noqa: E402
 
-SECTIONS = ("parse", "e2e", "overhead", "import", "memory")
+SECTIONS = ("parse", "e2e", "overhead", "import", "memory", "gateway")
 
 SIZES: dict[str, dict[str, int]] = {
     "full": {
@@ -53,6 +56,7 @@ SIZES: dict[str, dict[str, int]] = {
         "overhead_requests": 500, "overhead_warmup": 20,
         "import_runs": 7,
         "leak_requests": 10_000,
+        "gateway_requests": 300, "gateway_warmup": 20, "gateway_load": 2000, "gateway_concurrency": 32,
     },
     "quick": {
         "parse_pieces": 300, "parse_rounds": 2,
@@ -61,6 +65,7 @@ SIZES: dict[str, dict[str, int]] = {
         "overhead_requests": 20, "overhead_warmup": 3,
         "import_runs": 2,
         "leak_requests": 200,
+        "gateway_requests": 10, "gateway_warmup": 2, "gateway_load": 40, "gateway_concurrency": 4,
     },
 }
 
@@ -397,10 +402,80 @@ def section_memory(res: Results, size: dict[str, int]) -> None:
 # -- output ------------------------------------------------------------------------------------------
 
 
+# -- 6. the gateway -------------------------------------------------------------------------------
+
+
+def section_gateway(res: Results, size: dict[str, int]) -> None:
+    import tempfile
+
+    from bench_e2e import ServerProcess
+    from bench_gateway import latencies, litellm_proxy, modelwire_proxy, throughput
+
+    n, warm = size["gateway_requests"], size["gateway_warmup"]
+    load, conc = size["gateway_load"], size["gateway_concurrency"]
+    with ServerProcess(short=SHORT_PIECES) as server, tempfile.TemporaryDirectory() as tmp:
+        provider = server.urls["short"] + "/openai/v1"
+        proxies = {"modelwire": modelwire_proxy(provider)}
+        try:
+            proxies["litellm"] = litellm_proxy(provider, Path(tmp))
+        except FileNotFoundError as exc:
+            res.skipped["gateway.litellm"] = str(exc)
+        running = {}
+        try:
+            for key, proxy in proxies.items():
+                try:
+                    running[key] = proxy.__enter__()
+                except RuntimeError as exc:
+                    res.skipped[f"gateway.{key}"] = str(exc)[:500]
+            urls = {"direct": provider + "/chat/completions",
+                    **{k: p.url + "/v1/chat/completions" for k, p in running.items()}}
+            labels = {"direct": "the provider directly", "modelwire": "modelwire serve", "litellm": "LiteLLM proxy"}
+            for stream in (False, True):
+                kind = "streamed" if stream else "whole"
+                times = asyncio.run(latencies(urls, n, warm, stream))
+                res.rows.append((f"6. gateway: {n} sequential {kind} requests ({SHORT_PIECES} deltas), interleaved",
+                                 "median ms", "p95 ms", "added ms", "added over the provider (paired)"))
+                base = [t * 1e3 for t in times["direct"]]
+                for key in urls:
+                    ms = [t * 1e3 for t in times[key]]
+                    fig = res.add(f"gateway.{kind}.{key}.latency_ms", ms, "ms", label=labels[key],
+                                  p95=percentile(ms, 95))
+                    cmp = ""
+                    added = float("nan")
+                    if key != "direct":
+                        r = res.ratio(f"gateway.{kind}.{key}.added_ms", [a - b for a, b in zip(ms, base, strict=True)],
+                                      f"{labels[key]} latency minus the provider's, paired round by round (ms)",
+                                      target="< 1" if key == "modelwire" else None)
+                        r["unit"] = "ms"
+                        added = r["median"]
+                        if key == "modelwire":
+                            r["met"] = added < 1
+                        cmp = f"{added:+.3f} ms"
+                    res.rows.append((labels[key], _fmt(fig["median"]), _fmt(fig["p95"]), _fmt(added), cmp))
+            for stream in (False, True):
+                kind = "streamed" if stream else "whole"
+                res.rows.append((f"6b. gateway: {load} {kind} requests, {conc} concurrent",
+                                 "req/s", "req/CPU-s", "", "requests per second per core of the proxy"))
+                for key, proxy in running.items():
+                    assert proxy.proc is not None
+                    wall, per_core = asyncio.run(throughput(urls[key], proxy.proc.pid, load, conc, stream))
+                    res.add(f"gateway.{kind}.{key}.requests_per_s", [wall], "req/s", label=labels[key])
+                    res.add(f"gateway.{kind}.{key}.requests_per_cpu_s", [per_core], "req/CPU-s", label=labels[key])
+                    res.rows.append((labels[key], _fmt(wall), _fmt(per_core), "", ""))
+        finally:
+            for proxy in running.values():
+                proxy.__exit__(None, None, None)
+    res.notes["gateway"] = {
+        "requests": n, "load": load, "concurrency": conc, "text_deltas": SHORT_PIECES,
+        "provider": "modelwire.testing ReplayServer in its own process (OpenAI format)",
+        "proxies": "each in its own process, one worker, no keys; CPU from /proc (utime + stime)",
+    }
+
+
 def print_table(res: Results) -> None:
     widths = (50, 12, 10, 17, 44)
     for row in res.rows:
-        if row[0][:2] in {f"{i}." for i in range(1, 6)} or row[0].startswith("5b."):
+        if row[0][:2] in {f"{i}." for i in range(1, 7)} or row[0].startswith(("5b.", "6b.")):
             print()
             print(f"{row[0]}")
             print("  " + "".join(h.rjust(w) for h, w in zip(("", *row[1:]), widths, strict=False)))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "benchmarks" / "run.py"
-SECTIONS = ("parse", "e2e", "overhead", "import", "memory")
+SECTIONS = ("parse", "e2e", "overhead", "import", "memory", "gateway")
 
 
 def test_quick_benchmark_run_writes_results(tmp_path: Path) -> None:
@@ -39,6 +39,8 @@ def test_quick_benchmark_run_writes_results(tmp_path: Path) -> None:
         "overhead.modelwire.latency_ms",
         "import.modelwire.ms",
         "memory.modelwire.after_import_mib",
+        "gateway.whole.modelwire.latency_ms",
+        "gateway.streamed.modelwire.requests_per_cpu_s",
     ):
         fig = figures[key]
         assert {"median", "q1", "q3", "iqr", "min", "max", "n", "unit"} <= set(fig), key
@@ -46,3 +48,4 @@ def test_quick_benchmark_run_writes_results(tmp_path: Path) -> None:
     leak = doc["notes"]["memory"]["raw"]["modelwire"]["leak"]
     assert [r["requests"] for r in leak][-1] == doc["sizes"]["leak_requests"]
     assert "parse.openai.time_vs_floor" in doc["ratios"]
+    assert "gateway.whole.modelwire.added_ms" in doc["ratios"]

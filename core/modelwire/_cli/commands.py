@@ -444,6 +444,10 @@ def add_commands(sub: Any) -> None:
 
     add_run_command(sub)
 
+    from .serve import add_serve_command
+
+    add_serve_command(sub)
+
     try:
         from .demo import add_demo
     except ImportError:  # pragma: no cover - demo ships with the testing server
