@@ -75,10 +75,10 @@ PLAN_CASES = [
     ("c", "claude-c", "anthropic", "https://anthropic.example/v1/messages", ["generate", "stream"]),
     ("bare", "bare", "bare", "https://bare.example/api/bare:go", ["generate", "stream"]),
     ("bare-slashed", "org/model v1", "bare", "https://bare.example/api/org%2Fmodel%20v1:go", ["generate", "stream"]),
-    # provider/model of a known provider: the provider's default capabilities
-    ("openai/gpt-z", "gpt-z", "openai", "https://openai.example/v1/chat/completions", ["generate", "stream", "tools"]),
+    # provider/model of a known provider: the provider's default capabilities (openai.yaml)
+    ("openai/gpt-z", "gpt-z", "openai", "https://openai.example/v1/chat/completions", ["generate", "stream", "tools", "embed"]),
     ("openai/gpt-z/v2", "gpt-z/v2", "openai", "https://openai.example/v1/chat/completions",
-     ["generate", "stream", "tools"]),
+     ["generate", "stream", "tools", "embed"]),
     ("bare/x y", "x y", "bare", "https://bare.example/api/x%20y:go", ["generate", "stream"]),
     ("boxed", "Xy", "box", "https://box.example/BOX/X/Xy", ["generate", "stream"]),
 ]
