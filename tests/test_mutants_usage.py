@@ -259,3 +259,12 @@ def test_exchange_close_after_the_end_marker_reads_nothing() -> None:
     assert len(ex.feed(OPENAI)) == N_EVENTS and ex.stopped
     assert ex.close() == []
     assert (ex.emitted, ex.error) == (N_EVENTS, None)
+
+
+@pytest.mark.parametrize(("budget", "too_large"), [(3, False), (2, True)])
+def test_exchange_counts_events_of_feed_and_close_together(budget: int, too_large: bool) -> None:
+    ex = at_eof(FRAMES[2:], fed=FRAMES[:2], max_events=budget)  # two text deltas, then the rest at EOF
+    assert len(ex.feed(OPENAI)) == 2 and ex.error is None
+    assert len(ex.close()) == 1
+    assert ex.emitted == 3
+    assert (ex.error is not None) is too_large
