@@ -24,7 +24,9 @@ from jmespath import visitor as jvisitor
 
 from .._errors import InvalidRequestError
 
-__all__ = ["MAX_EXPR_DEPTH", "Expr", "ExpressionTooDeep", "Functions", "compile_expr", "is_true"]
+__all__ = [
+    "MAX_EXPR_DEPTH", "Expr", "ExpressionTooDeep", "Functions", "compile_expr", "compile_node", "field_path", "is_true",
+]
 
 #: deepest syntax tree an expression may have: the parser, the compiler and
 #: the compiled closures all recurse once (or more) per level
@@ -442,6 +444,31 @@ def _compile(node: dict[str, Any]) -> Fn:
 
     # Anything newer than this compiler: interpret it, still correct.
     return lambda value: _INTERPRETER.visit(node, value)
+
+
+def compile_node(node: dict[str, Any]) -> Fn:
+    """The closure of one node of a parsed (and depth-checked) tree: lets a
+    caller that splits an expression, such as the rule generator, evaluate a part."""
+    return _compile(node)
+
+
+def field_path(node: dict[str, Any]) -> tuple[str, ...] | None:
+    """The field names if ``node`` is a plain field path (``a`` or ``a.b.c``), else None.
+
+    Such a path is a chain of ``dict.get``: it cannot fail, and it is None as
+    soon as a step is not an object.
+    """
+    if node["type"] == "field":
+        return (node["value"],)
+    if node["type"] != "subexpression":
+        return None
+    names: list[str] = []
+    for child in node["children"]:
+        sub = field_path(child)
+        if sub is None:
+            return None
+        names += sub
+    return tuple(names)
 
 
 def _expref(node: dict[str, Any]) -> Fn:
