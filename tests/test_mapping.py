@@ -263,3 +263,21 @@ def test_generated_conditions_agree_with_the_loop(whens: list[tuple[str, str]], 
         frame = Frame(payload)
         assert _outcome(fast.feed, frame) == _outcome(slow.feed_reference, frame)
         assert fast.stopped == slow.stopped
+
+
+@pytest.mark.parametrize(
+    ("when", "frame", "expected"),
+    [
+        pytest.param("block", {"n": 0, "kind": "x"}, [Data("x")], id="recalled-field-not-the-frames"),
+        pytest.param("block == 'x'", {"n": 0, "kind": "x", "block": "y"}, [Data("x")], id="recalled-field-compared"),
+        pytest.param("kind == 'x' && block", {"n": 0, "kind": "x"}, [Data("x")], id="frame-path-and-recalled"),
+        pytest.param("kind == 'y' || !block", {"n": 0, "kind": "x"}, [], id="or-of-frame-and-recalled"),
+    ],
+)
+def test_recalled_field_shadows_the_frames(when: str, frame: dict[str, Any], expected: list[Any]) -> None:
+    m = mapper(
+        {"remember": {"key": "n", "value": "kind"}},
+        {"when": when, "recall": {"key": "n", "into": "block"}, "emit": {"type": "data", "value": "block"}},
+    )
+    assert m.feed(Frame(frame)) == expected
+    assert EventMapper(m.rules, CTX).feed_reference(Frame(frame)) == expected
