@@ -462,7 +462,7 @@ def _flat_project_fields(base: dict[str, Any], right: dict[str, Any]) -> Fn | No
     root, names = field_path(base), field_path(right)
     if root is None or len(root) != 1 or names is None or len(names) > 2:
         return None
-    key, (a, b) = root[0], (names + (None,))[:2]
+    key, (a, b) = root[0], (*names, None)[:2]
     walk = _compile(right)
 
     def flat_project_fields(value: Any) -> Any:
