@@ -281,7 +281,7 @@ class _Gen:
     """
 
     def __init__(self) -> None:
-        self.ns: dict[str, Any] = {"is_true": is_true, "raise_from": _raise_from}
+        self.ns: dict[str, Any] = {"is_true": is_true, "raise_from": _raise_from, "recalled": _recalled}
         self.paths: dict[tuple[str, ...], str] = {}
         self.truths: dict[str, str] = {}
         self.n = 0
@@ -326,7 +326,7 @@ class _Gen:
         if kind in ("and_expression", "or_expression"):
             op = " and " if kind == "and_expression" else " or "
             return "(" + op.join(self.cond(c, val, shadow) for c in node["children"]) + ")"
-        shared = val == "payload" or shadow is not None
+        shared = val == "payload" or shadow is not None  # the frame, or the frame plus a recalled field
         names = field_path(node)
         if shared and names is not None and names[0] != shadow:
             return f"is_true({self.path(names)})"
@@ -360,9 +360,16 @@ def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool
             val = "payload"
         else:
             val = "data"
+        lazy = None
         if r.recall is not None:
             ns[f"rk{i}"], ns[f"ri{i}"] = r.recall
-            lines.append(f"{ind}p{i} = self._recall(rk{i}, ri{i}, {val})")
+            if val == "payload" and r.when_ast is not None:
+                # The slot is read (and checked) here, as the loop does; the
+                # frame is copied with it only if the condition needs it or holds.
+                lines.append(f"{ind}m{i} = self._recall_value(rk{i}, payload)")
+                lazy = f"recalled(payload, ri{i}, m{i})"
+            else:
+                lines.append(f"{ind}p{i} = self._recall(rk{i}, ri{i}, {val})")
             shadow = r.recall_into if val == "payload" else None
             val = f"p{i}"
         if r.when_ast is not None:
@@ -373,9 +380,11 @@ def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool
                     lines.append(f"{ind}{gen.truths[key]} = {gen.cond(r.when_ast, val, shadow)}")
                 cond = gen.truths[key]
             else:
-                cond = gen.cond(r.when_ast, val, shadow)
+                cond = gen.cond(r.when_ast, lazy or val, shadow)
             lines.append(f"{ind}if {cond}:")
             ind += "    "
+            if lazy is not None:
+                lines.append(f"{ind}{val} = {lazy}")
         lines.append(f"{ind}pass")
         if r.remember is not None:
             ns[f"mk{i}"], ns[f"mv{i}"] = r.remember
@@ -406,6 +415,11 @@ def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool
     fn: Callable[[Any, Any], tuple[list[Event], bool]] = ns["feed"]
     fn.__doc__ = source  # what runs, for a reader with a debugger
     return fn
+
+
+def _recalled(payload: Any, into: str, value: Any) -> Any:
+    """The frame with a recalled value added (as :meth:`EventMapper._recall`)."""
+    return payload if value is _UNSET else {**payload, into: value}
 
 
 def compile_rules(op: Operator) -> RuleSet:
@@ -470,6 +484,12 @@ class EventMapper:
         if type(payload) is not dict:
             return payload
         return {**payload, into: self._memory.get(self._slot(key(payload)))}
+
+    def _recall_value(self, key: Callable[[Any], Any], payload: Any) -> Any:
+        """What ``recall`` adds to this frame (the slot checked now), without copying the frame."""
+        if type(payload) is not dict:
+            return _UNSET
+        return self._memory.get(self._slot(key(payload)))
 
     def _auto(self, ev: ToolCallDelta) -> ToolCallDelta:
         if ev.id is not None or ev.name is not None or self._calls < 0:
