@@ -46,6 +46,15 @@ EXPRESSIONS = [
     "choices[].delta.content",
     "choices[].delta.tool_calls[]",
     "choices[?finish_reason].finish_reason",
+    # the inlined shapes (one field, then one or two) and their near neighbours
+    "choices[].delta.content[0]",
+    "a[].a",
+    "a[].b.c.a",
+    "a.b[].c",
+    "a[?a].a",
+    "a[?b.c].c",
+    "a[?b].c.a",
+    "a.b[0]",
     "usage && {i: usage.prompt_tokens, o: usage.completion_tokens}",
 ]
 

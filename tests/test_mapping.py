@@ -212,3 +212,72 @@ def test_generated_data_rules_agree_with_the_loop(frames: list[Any]) -> None:
     for payload in frames:
         frame = Frame(payload)
         assert _outcome(fast.feed, frame) == _outcome(slow.feed_reference, frame)
+
+
+# -- shared paths, split conditions, repeated guards: generated rules vs the loop -----
+
+SMALL_KEYS = st.sampled_from(["a", "b", "kind", "block", "n"])
+SMALL_FRAMES = st.fixed_dictionaries(
+    {"n": st.integers(0, 1)}, optional={"kind": st.sampled_from(["x", "y"]), "block": st.sampled_from(["x", "y"])}
+)
+SMALL_LEAVES = st.none() | st.booleans() | st.integers(0, 2) | st.sampled_from(["", "x", "y", "a"])
+SMALL = st.recursive(
+    SMALL_LEAVES, lambda c: st.lists(c, max_size=2) | st.dictionaries(SMALL_KEYS, c, max_size=4), max_leaves=12
+)
+PATHS = st.sampled_from(["a", "b", "kind", "block", "a.kind", "a.b.kind", "b.a", "a[0]", "@", "n"])
+
+
+def _conditions() -> st.SearchStrategy[str]:
+    atom = PATHS | st.builds(
+        lambda p, op, lit, flip: f"'{lit}' {op} {p}" if flip else f"{p} {op} '{lit}'",
+        PATHS, st.sampled_from(["==", "!="]), st.sampled_from(["", "x", "y"]), st.booleans(),
+    ) | st.builds(lambda p: f"!{p}", PATHS) | st.builds(lambda p: f"{p} == `1`", PATHS)
+    return st.recursive(
+        atom, lambda c: st.builds(lambda a, op, b: f"({a} {op} {b})", c, st.sampled_from(["&&", "||"]), c),
+        max_leaves=4,
+    )
+
+
+def _rule(when: str, extra: str) -> EventRule:
+    rule: dict[str, Any] = {
+        "emit": {"when": when, "emit": {"type": "data", "value": "@"}},
+        "recall": {"when": when, "recall": {"key": "n", "into": "block"}, "emit": {"type": "data", "value": "block"}},
+        "remember": {"when": when, "remember": {"key": "n", "value": "kind"}, "emit": {"type": "data", "value": "@"}},
+        "stop": {"stop_when": when},
+    }[extra]
+    result: EventRule = converter().structure(rule, EventRule)
+    return result
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    whens=st.lists(st.tuples(_conditions(), st.sampled_from(["emit", "emit", "recall", "remember", "stop"])),
+                   min_size=1, max_size=5).map(lambda ws: ws + ws[:2]),  # some repeated guards
+    frames=st.lists(SMALL | SMALL_FRAMES, min_size=1, max_size=5),
+)
+def test_generated_conditions_agree_with_the_loop(whens: list[tuple[str, str]], frames: list[Any]) -> None:
+    remember = converter().structure({"remember": {"key": "n", "value": "kind"}}, EventRule)
+    rules = compile_rules(Operator(path="/x", events=[remember] + [_rule(w, extra) for w, extra in whens]))
+    fast, slow = EventMapper(rules, CTX), EventMapper(rules, CTX)
+    for payload in frames:
+        frame = Frame(payload)
+        assert _outcome(fast.feed, frame) == _outcome(slow.feed_reference, frame)
+        assert fast.stopped == slow.stopped
+
+
+@pytest.mark.parametrize(
+    ("when", "frame", "expected"),
+    [
+        pytest.param("block", {"n": 0, "kind": "x"}, [Data("x")], id="recalled-field-not-the-frames"),
+        pytest.param("block == 'x'", {"n": 0, "kind": "x", "block": "y"}, [Data("x")], id="recalled-field-compared"),
+        pytest.param("kind == 'x' && block", {"n": 0, "kind": "x"}, [Data("x")], id="frame-path-and-recalled"),
+        pytest.param("kind == 'y' || !block", {"n": 0, "kind": "x"}, [], id="or-of-frame-and-recalled"),
+    ],
+)
+def test_recalled_field_shadows_the_frames(when: str, frame: dict[str, Any], expected: list[Any]) -> None:
+    m = mapper(
+        {"remember": {"key": "n", "value": "kind"}},
+        {"when": when, "recall": {"key": "n", "into": "block"}, "emit": {"type": "data", "value": "block"}},
+    )
+    assert m.feed(Frame(frame)) == expected
+    assert EventMapper(m.rules, CTX).feed_reference(Frame(frame)) == expected

@@ -24,7 +24,9 @@ from jmespath import visitor as jvisitor
 
 from .._errors import InvalidRequestError
 
-__all__ = ["MAX_EXPR_DEPTH", "Expr", "ExpressionTooDeep", "Functions", "compile_expr", "is_true"]
+__all__ = [
+    "MAX_EXPR_DEPTH", "Expr", "ExpressionTooDeep", "Functions", "compile_expr", "compile_node", "field_path", "is_true",
+]
 
 #: deepest syntax tree an expression may have: the parser, the compiler and
 #: the compiled closures all recurse once (or more) per level
@@ -223,6 +225,9 @@ def _compile(node: dict[str, Any]) -> Fn:
 
             return path
         steps = [_compile(c) for c in children]
+        if len(steps) == 2:
+            first, second = steps
+            return lambda value: second(first(value))
 
         def chain(value: Any) -> Any:
             for step in steps:
@@ -273,6 +278,9 @@ def _compile(node: dict[str, Any]) -> Fn:
         return flatten
 
     if kind == "projection" and children[0]["type"] == "flatten":
+        fast = _flat_project_fields(children[0]["children"][0], children[1])
+        if fast is not None:
+            return fast
         # `a[].b`: flatten and project in one loop (the commonest stream path).
         inner, right = _compile(children[0]["children"][0]), _compile(children[1])
         identity = children[1]["type"] == "identity"
@@ -338,6 +346,9 @@ def _compile(node: dict[str, Any]) -> Fn:
         return vproject
 
     if kind == "filter_projection":
+        fast = _filter_fields(*children)
+        if fast is not None:
+            return fast
         left, right, cond = (_compile(c) for c in children)
 
         def fproject(value: Any) -> Any:
@@ -442,6 +453,86 @@ def _compile(node: dict[str, Any]) -> Fn:
 
     # Anything newer than this compiler: interpret it, still correct.
     return lambda value: _INTERPRETER.visit(node, value)
+
+
+def _flat_project_fields(base: dict[str, Any], right: dict[str, Any]) -> Fn | None:
+    """``a[].b`` and ``a[].b.c`` (one field, then a path of one or two fields)
+    as one loop with the ``dict.get`` steps inline: the stream paths that run
+    on every frame (``choices[].delta.content``). None for other shapes."""
+    root, names = field_path(base), field_path(right)
+    if root is None or len(root) != 1 or names is None or len(names) > 2:
+        return None
+    key, (a, b) = root[0], (*names, None)[:2]
+    walk = _compile(right)
+
+    def flat_project_fields(value: Any) -> Any:
+        items = value.get(key) if type(value) is dict else None
+        if not isinstance(items, list):
+            return None
+        out = []
+        for el in items:
+            if type(el) is dict:
+                cur = el.get(a)
+                if b is not None:
+                    cur = cur.get(b) if type(cur) is dict else None
+                if cur is not None:
+                    out.append(cur)
+            elif type(el) is list:  # flatten one level
+                for item in el:
+                    cur = walk(item)
+                    if cur is not None:
+                        out.append(cur)
+        return out
+
+    return flat_project_fields
+
+
+def _filter_fields(base: dict[str, Any], right: dict[str, Any], cond: dict[str, Any]) -> Fn | None:
+    """``a[?b].c`` with plain fields: one loop, ``dict.get`` inline
+    (``choices[?finish_reason].finish_reason``). None for other shapes."""
+    root, names, test = field_path(base), field_path(right), field_path(cond)
+    if root is None or len(root) != 1 or names is None or len(names) != 1 or test is None or len(test) != 1:
+        return None
+    key, field, flag = root[0], names[0], test[0]
+
+    def filter_fields(value: Any) -> Any:
+        items = value.get(key) if type(value) is dict else None
+        if not isinstance(items, list):
+            return None
+        out = []
+        for el in items:
+            if type(el) is dict and is_true(el.get(flag)):
+                cur = el.get(field)
+                if cur is not None:
+                    out.append(cur)
+        return out
+
+    return filter_fields
+
+
+def compile_node(node: dict[str, Any]) -> Fn:
+    """The closure of one node of a parsed (and depth-checked) tree: lets a
+    caller that splits an expression, such as the rule generator, evaluate a part."""
+    return _compile(node)
+
+
+def field_path(node: dict[str, Any]) -> tuple[str, ...] | None:
+    """The field names if ``node`` is a plain field path (``a`` or ``a.b.c``), else None.
+
+    Such a path is a chain of ``dict.get``: it cannot fail, and it is None as
+    soon as a step is not an object.
+    """
+    if node["type"] == "field":
+        return (node["value"],)
+    if node["type"] != "subexpression":
+        return None
+    names: list[str] = []
+    for child in node["children"]:
+        sub = field_path(child)
+        if sub is None:
+            return None
+        names += sub
+    return tuple(names)
 
 
 def _expref(node: dict[str, Any]) -> Fn:

@@ -29,7 +29,7 @@ from .._events import (
     Usage,
 )
 from .._frames import Frame
-from .._manifest.expr import compile_expr, is_true
+from .._manifest.expr import compile_expr, compile_node, field_path, is_true
 from .._manifest.model import ErrorRaise, ErrorRule, EventRule, Operator
 
 __all__ = ["ErrorMapper", "EventMapper", "Rule", "RuleSet", "compile_rules"]
@@ -218,14 +218,18 @@ def _builder(emit: dict[str, Any]) -> Builder:
 
 class Rule:
     __slots__ = (
-        "builder", "data", "each", "error", "event", "kind", "needs_payload", "recall", "remember", "stop", "when",
+        "builder", "data", "each", "error", "event", "kind", "needs_payload", "recall", "recall_into", "remember",
+        "stop", "when", "when_ast",
     )
 
     def __init__(self, rule: EventRule) -> None:
         self.kind = rule.emit.get("type") if rule.emit is not None else None
         self.event = rule.event
         self.data = rule.data
-        self.when = _opt(rule.stop_when or rule.when)
+        when = rule.stop_when or rule.when
+        self.when = _opt(when)
+        #: the parsed ``when``, for the generator (shared paths, split conditions)
+        self.when_ast: dict[str, Any] | None = None if when is None else compile_expr(when).ast
         self.each = _opt(rule.each)
         self.builder = _builder(rule.emit) if rule.emit is not None else None
         self.error = rule.error
@@ -235,6 +239,7 @@ class Rule:
             else (compile_expr(rule.remember.key).fn, compile_expr(rule.remember.value).fn)
         )
         self.recall = None if rule.recall is None else (compile_expr(rule.recall.key).fn, rule.recall.into)
+        self.recall_into = None if rule.recall is None else rule.recall.into
         self.needs_payload = rule.data is None and not rule.raw and (
             self.when is not None or self.each is not None or self.builder is not None
             or self.error is not None or self.remember is not None or self.recall is not None
@@ -260,32 +265,126 @@ class RuleSet(list[Rule]):
         self.fns = {name: _generate(subset) for name, subset in self.by_event.items()}
 
 
+class _Gen:
+    """Source of one generated rule function, with what its rules share.
+
+    * A plain field path (``usage``, ``delta.type``) that a ``when`` reads from
+      the frame is looked up once per frame, before the rules, into a local
+      (``h0``): a path of ``dict.get`` steps is pure and cannot fail, so
+      looking it up early or for a rule that is never reached changes nothing.
+    * A ``when`` is split at ``&&`` / ``||`` (JMESPath's truth of ``a && b``
+      is the truth of ``a`` and of ``b``, evaluated left to right, as here),
+      and a comparison of such a path with a string literal becomes ``h0 ==
+      'text'``. Other parts are called as compiled closures.
+    * A ``when`` that several rules repeat on the frame is evaluated once,
+      by the first of them; later ones reuse its truth.
+    """
+
+    def __init__(self) -> None:
+        self.ns: dict[str, Any] = {"is_true": is_true, "raise_from": _raise_from, "recalled": _recalled}
+        self.paths: dict[tuple[str, ...], str] = {}
+        self.truths: dict[str, str] = {}
+        self.n = 0
+
+    def name(self, prefix: str, value: Any = None) -> str:
+        self.n += 1
+        key = f"{prefix}{self.n}"
+        if value is not None:
+            self.ns[key] = value
+        return key
+
+    def path(self, names: tuple[str, ...]) -> str:
+        """The local that holds this path of the frame (its prefixes are locals too)."""
+        local = self.paths.get(names)
+        if local is None:
+            if len(names) > 1:
+                self.path(names[:-1])
+            local = self.paths[names] = f"h{len(self.paths)}"
+        return local
+
+    def hoisted(self) -> list[str]:
+        """Statements that fill the path locals from ``payload``."""
+        if not self.paths:
+            return []
+        body, nones = [], []
+        for names, local in self.paths.items():
+            nones.append(local)
+            if len(names) == 1:
+                body.append(f"        {local} = payload.get({names[0]!r})")
+            else:
+                parent = self.paths[names[:-1]]
+                body.append(f"        {local} = {parent}.get({names[-1]!r}) if type({parent}) is dict else None")
+        return ["    if type(payload) is dict:", *body, "    else:", f"        {' = '.join(nones)} = None"]
+
+    def cond(self, node: dict[str, Any], val: str, shadow: str | None) -> str:
+        """A Python condition equal to JMESPath truth of ``node`` on ``val``.
+
+        ``shadow`` is the field that ``recall`` added to ``val`` (a path that
+        starts there is not the frame's and is not shared).
+        """
+        kind = node["type"]
+        if kind in ("and_expression", "or_expression"):
+            op = " and " if kind == "and_expression" else " or "
+            return "(" + op.join(self.cond(c, val, shadow) for c in node["children"]) + ")"
+        shared = val == "payload" or shadow is not None  # the frame, or the frame plus a recalled field
+        names = field_path(node)
+        if shared and names is not None and names[0] != shadow:
+            return f"is_true({self.path(names)})"
+        if shared and kind == "comparator" and node["value"] in ("eq", "ne"):
+            lhs, rhs = node["children"]
+            for side, other in ((lhs, rhs), (rhs, lhs)):
+                names = field_path(side)
+                if other["type"] == "literal" and type(other["value"]) is str and names and names[0] != shadow:
+                    op = "==" if node["value"] == "eq" else "!="
+                    return f"({self.path(names)} {op} {other['value']!r})"
+        return f"is_true({self.name('n', compile_node(node))}({val}))"
+
+
 def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool]]:
-    ns: dict[str, Any] = {"is_true": is_true, "raise_from": _raise_from}
+    gen = _Gen()
+    ns = gen.ns
     lines = ["def feed(self, data):", "    out = []", "    append = out.append"]
-    decoded = False
+    decoded_at = -1
     for i, r in enumerate(rules):
         ind = "    "
+        shadow = None
         if r.data is not None:
             ns[f"d{i}"] = r.data
             lines.append(f"{ind}if data == d{i}:")
             ind += "    "
             val = "data"
         elif r.needs_payload:
-            if not decoded:
+            if decoded_at < 0:
                 lines.append("    payload = self._decode(data)")
-                decoded = True
+                decoded_at = len(lines)
             val = "payload"
         else:
             val = "data"
+        lazy = None
         if r.recall is not None:
             ns[f"rk{i}"], ns[f"ri{i}"] = r.recall
-            lines.append(f"{ind}p{i} = self._recall(rk{i}, ri{i}, {val})")
+            if val == "payload" and r.when_ast is not None:
+                # The slot is read (and checked) here, as the loop does; the
+                # frame is copied with it only if the condition needs it or holds.
+                lines.append(f"{ind}m{i} = self._recall_value(rk{i}, payload)")
+                lazy = f"recalled(payload, ri{i}, m{i})"
+            else:
+                lines.append(f"{ind}p{i} = self._recall(rk{i}, ri{i}, {val})")
+            shadow = r.recall_into if val == "payload" else None
             val = f"p{i}"
-        if r.when is not None:
-            ns[f"w{i}"] = r.when
-            lines.append(f"{ind}if is_true(w{i}({val})):")
+        if r.when_ast is not None:
+            if ind == "    " and val == "payload":  # reached whenever the function gets here
+                key = repr(r.when_ast)
+                if key not in gen.truths:
+                    gen.truths[key] = gen.name("t")
+                    lines.append(f"{ind}{gen.truths[key]} = {gen.cond(r.when_ast, val, shadow)}")
+                cond = gen.truths[key]
+            else:
+                cond = gen.cond(r.when_ast, lazy or val, shadow)
+            lines.append(f"{ind}if {cond}:")
             ind += "    "
+            if lazy is not None:
+                lines.append(f"{ind}{val} = {lazy}")
         lines.append(f"{ind}pass")
         if r.remember is not None:
             ns[f"mk{i}"], ns[f"mv{i}"] = r.remember
@@ -309,9 +408,18 @@ def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool
         if r.stop:
             lines.append(f"{ind}return out, True")
     lines.append("    return out, False")
-    exec(compile("\n".join(lines), "<modelwire event rules>", "exec"), ns)
+    if decoded_at >= 0:
+        lines[decoded_at:decoded_at] = gen.hoisted()
+    source = "\n".join(lines)
+    exec(compile(source, "<modelwire event rules>", "exec"), ns)
     fn: Callable[[Any, Any], tuple[list[Event], bool]] = ns["feed"]
+    fn.__doc__ = source  # what runs, for a reader with a debugger
     return fn
+
+
+def _recalled(payload: Any, into: str, value: Any) -> Any:
+    """The frame with a recalled value added (as :meth:`EventMapper._recall`)."""
+    return payload if value is _UNSET else {**payload, into: value}
 
 
 def compile_rules(op: Operator) -> RuleSet:
@@ -376,6 +484,12 @@ class EventMapper:
         if type(payload) is not dict:
             return payload
         return {**payload, into: self._memory.get(self._slot(key(payload)))}
+
+    def _recall_value(self, key: Callable[[Any], Any], payload: Any) -> Any:
+        """What ``recall`` adds to this frame (the slot checked now), without copying the frame."""
+        if type(payload) is not dict:
+            return _UNSET
+        return self._memory.get(self._slot(key(payload)))
 
     def _auto(self, ev: ToolCallDelta) -> ToolCallDelta:
         if ev.id is not None or ev.name is not None or self._calls < 0:
