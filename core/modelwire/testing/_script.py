@@ -303,6 +303,7 @@ class Script(_Knobs):
         *,
         max_pieces: int = 40,
         max_tool_calls: int = 3,
+        rich: bool = False,
         **knobs: Any,
     ) -> Script:
         """A random but reproducible script, for differential tests.
@@ -313,6 +314,14 @@ class Script(_Knobs):
         calls get random JSON-object arguments that the server splits across
         many deltas. Usage, finish reason, ping count, id splitting and the
         write chunk size are random too. ``knobs`` override any field.
+
+        ``rich=True`` adds what current models send besides text and tools,
+        drawn after the fields above so a seed's text, calls and usage stay
+        the same: usually reasoning (one or two blocks of pieces, each with a
+        signature; sometimes a redacted block), often prompt-cache reads and
+        writes and reasoning tokens (parts of ``usage``), and for about a
+        third of the seeds a JSON object as the answer (the text is its JSON
+        split into pieces), as a model answers under ``response_format``.
         """
         rng = random.Random(f"modelwire.testing.Script.random:{seed}")
         pieces = tuple(_random_piece(rng) for _ in range(rng.randint(0, max_pieces)))
@@ -334,6 +343,8 @@ class Script(_Knobs):
             "chunk_size": (1, rng.choice([1, 2, 3, 7, 16, 64, 512])),
             "seed": seed,
         }
+        if rich:
+            fields.update(_rich_fields(rng, fields["usage"], bool(calls)))
         fields.update(knobs)
         return cls(**fields)
 
@@ -394,3 +405,32 @@ def _random_arguments(rng: random.Random) -> str:
     }
     separators = rng.choice([(",", ":"), (", ", ": ")])
     return json.dumps(obj, ensure_ascii=rng.random() < 0.3, separators=separators)
+
+
+def _rich_fields(rng: random.Random, usage: tuple[int, int], calls: bool) -> dict[str, Any]:
+    """Reasoning, cache and reasoning-token counts and maybe a JSON answer, for ``Script.random(rich=True)``."""
+    prompt, completion = usage
+    out: dict[str, Any] = {}
+    blocks: list[Reasoning] = []
+    if rng.random() < 0.8:
+        for _ in range(rng.randint(1, 2)):
+            pieces = tuple(_random_piece(rng) for _ in range(rng.randint(1, 12)))
+            blocks.append(Reasoning(pieces, signature="".join(rng.choices(_ALNUM + "+/", k=rng.randint(8, 64)))))
+        if rng.random() < 0.15:
+            blocks.append(Reasoning(redacted="".join(rng.choices(_ALNUM + "+/", k=rng.randint(8, 48)))))
+    out["reasoning"] = tuple(blocks)
+    if rng.random() < 0.7:
+        out["cache_read"] = rng.randint(0, prompt)
+        out["cache_write"] = rng.randint(0, prompt - out["cache_read"])
+    if blocks and rng.random() < 0.8:
+        out["reasoning_tokens"] = rng.randint(1, completion)
+    if rng.random() < 0.35:
+        answer = json.dumps({
+            "".join(rng.choices(string.ascii_lowercase, k=rng.randint(1, 8))): _random_value(rng, 0)
+            for _ in range(rng.randint(1, 4))
+        }, ensure_ascii=rng.random() < 0.3)
+        cuts = sorted(rng.sample(range(1, len(answer)), min(len(answer) - 1, rng.randint(0, 12))))
+        out["text"] = tuple(answer[a:b] for a, b in zip([0, *cuts], [*cuts, len(answer)], strict=True))
+        if not calls:
+            out["finish"] = "stop"
+    return out

@@ -60,13 +60,26 @@ def client(server: ReplayServer) -> Iterator[Any]:
     client.close()
 
 
-def ours(rt: modelwire.SyncRuntime, model: str = f"bedrock/{MODEL}") -> dict[str, Any]:
-    resp = rt.generate(model, "hi")
+def json_answer(script: Script) -> bool:
+    """Whether the script's answer is a JSON object (then modelwire asks for one with ``response_format``)."""
+    try:
+        return isinstance(json.loads(script.full_text()), dict)
+    except ValueError:
+        return False
+
+
+def ours(rt: modelwire.SyncRuntime, model: str = f"bedrock/{MODEL}", script: Script | None = None) -> dict[str, Any]:
+    structured = script is not None and json_answer(script)
+    resp = rt.generate(model, "hi", **({"response_format": {"type": "object"}} if structured else {}))
+    usage = resp.usage
     return {
         "text": resp.text,
         "tool_calls": [(c.id, c.name, c.parsed_arguments()) for c in resp.tool_calls],
-        "usage": (resp.usage.input_tokens, resp.usage.output_tokens) if resp.usage else None,
+        "usage": (usage.input_tokens, usage.output_tokens) if usage else None,
         "finish": resp.finish_reason,
+        "reasoning": [(b.text, b.signature) for b in resp.reasoning_blocks],
+        "cache": (usage.cached_input_tokens or 0, usage.cache_write_tokens or 0) if usage else None,
+        "parsed": resp.parsed if structured else None,
     }
 
 
@@ -80,8 +93,9 @@ def boto3_reads(client: Any) -> dict[str, Any]:
 
 def _collect(stream: Any) -> dict[str, Any]:
     text: list[str] = []
+    reasoning: dict[int, list[str]] = {}
     calls: dict[int, list[str]] = {}
-    usage = finish = None
+    usage = finish = cache = None
     for event in stream:
         if "contentBlockStart" in event:
             start = event["contentBlockStart"]
@@ -93,25 +107,37 @@ def _collect(stream: Any) -> dict[str, Any]:
                 text.append(delta["delta"]["text"])
             if "toolUse" in delta["delta"]:
                 calls[delta["contentBlockIndex"]][2] += delta["delta"]["toolUse"]["input"]
+            if "reasoningContent" in delta["delta"]:
+                slot = reasoning.setdefault(delta["contentBlockIndex"], ["", ""])
+                slot[0] += delta["delta"]["reasoningContent"].get("text", "")
+                slot[1] += delta["delta"]["reasoningContent"].get("signature", "")
         elif "messageStop" in event:
             finish = FINISH.get(event["messageStop"]["stopReason"])
         elif "metadata" in event:
-            usage = (event["metadata"]["usage"]["inputTokens"], event["metadata"]["usage"]["outputTokens"])
+            wire = event["metadata"]["usage"]
+            cache = (wire.get("cacheReadInputTokens", 0), wire.get("cacheWriteInputTokens", 0))
+            # inputTokens leaves the cache reads and writes out; modelwire's input is the whole prompt.
+            usage = (wire["inputTokens"] + sum(cache), wire["outputTokens"])
     return {
         "text": "".join(text),
         "tool_calls": [(i, n, json.loads(a) if a else {}) for _, (i, n, a) in sorted(calls.items())],
         "usage": usage,
         "finish": finish,
+        "reasoning": [(t, sig or None) for _, (t, sig) in sorted(reasoning.items())],
+        "cache": cache,
     }
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_boto3_agrees(seed: int, server: ReplayServer, runtime: modelwire.SyncRuntime, client: Any) -> None:
-    script = Script.random(seed)
+    # Rich scripts: boto3's reasoningContent deltas and cacheRead/WriteInputTokens
+    # are compared wherever the replay server's bedrock stream carries them.
+    script = Script.random(seed, rich=True)
     server.push(script)
     sdk = boto3_reads(client)
+    sdk["parsed"] = json.loads(sdk["text"]) if json_answer(script) else None
     server.push(script)
-    assert ours(runtime) == sdk
+    assert ours(runtime, script=script) == sdk
     assert sdk["text"] == script.full_text()
     assert [c[0] for c in sdk["tool_calls"]] == [c.id for c in script.tool_calls]
 

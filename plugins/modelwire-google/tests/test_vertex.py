@@ -58,44 +58,68 @@ def client(server: ReplayServer) -> Iterator[Any]:
     client.close()
 
 
-def ours(rt: modelwire.SyncRuntime, model: str = "vertex/gemini-2.5-flash") -> dict[str, Any]:
-    resp = rt.generate(model, "hi")
+def json_answer(script: Script) -> bool:
+    """Whether the script's answer is a JSON object (then modelwire asks for one with ``response_format``)."""
+    try:
+        return isinstance(json.loads(script.full_text()), dict)
+    except ValueError:
+        return False
+
+
+def ours(rt: modelwire.SyncRuntime, model: str = "vertex/gemini-2.5-flash", script: Script | None = None) -> dict[str, Any]:
+    structured = script is not None and json_answer(script)
+    resp = rt.generate(model, "hi", **({"response_format": {"type": "object"}} if structured else {}))
+    usage = resp.usage
     return {
         "text": resp.text,
         "tool_calls": [(c.name, c.parsed_arguments()) for c in resp.tool_calls],
-        "usage": (resp.usage.input_tokens, resp.usage.output_tokens) if resp.usage else None,
+        "usage": (usage.input_tokens, usage.output_tokens) if usage else None,
         "finish": resp.finish_reason,
+        "reasoning": resp.reasoning,
+        "cache_read": (usage.cached_input_tokens or 0) if usage else None,
+        "reasoning_tokens": (usage.reasoning_tokens or 0) if usage else None,
+        "parsed": resp.parsed if structured else None,
     }
 
 
 def genai_reads(client: Any) -> dict[str, Any]:
     text: list[str] = []
+    thoughts: list[str] = []
     calls: list[tuple[str, Any]] = []
-    usage = finish = None
+    usage = finish = cache_read = reasoning_tokens = None
     for chunk in client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"):
         for candidate in chunk.candidates or ():
             for part in (candidate.content.parts if candidate.content else None) or ():
                 if part.text is not None:
-                    text.append(part.text)
+                    (thoughts if part.thought else text).append(part.text)
                 if part.function_call is not None:
                     calls.append((part.function_call.name, part.function_call.args))
             if candidate.finish_reason is not None:
                 finish = "tool_calls" if calls else FINISH[candidate.finish_reason.value]
-        if chunk.usage_metadata is not None and chunk.usage_metadata.candidates_token_count is not None:
-            usage = (chunk.usage_metadata.prompt_token_count, chunk.usage_metadata.candidates_token_count)
-    return {"text": "".join(text), "tool_calls": calls, "usage": usage, "finish": finish}
+        meta = chunk.usage_metadata
+        if meta is not None and meta.candidates_token_count is not None:
+            # candidatesTokenCount leaves thinking out; modelwire's output includes it.
+            reasoning_tokens = meta.thoughts_token_count or 0
+            usage = (meta.prompt_token_count, meta.candidates_token_count + reasoning_tokens)
+            cache_read = meta.cached_content_token_count or 0
+    return {
+        "text": "".join(text), "tool_calls": calls, "usage": usage, "finish": finish,
+        "reasoning": "".join(thoughts), "cache_read": cache_read, "reasoning_tokens": reasoning_tokens,
+    }
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_google_genai_agrees(seed: int, server: ReplayServer, runtime: modelwire.SyncRuntime, client: Any) -> None:
-    script = Script.random(seed)
+    script = Script.random(seed, rich=True)
     # google-genai mis-reads SSE comment lines (see the next test), so it gets
     # the same script without them; modelwire reads the one with them.
     server.push(attrs.evolve(script, pings=0))
     sdk = genai_reads(client)
+    sdk["parsed"] = json.loads(sdk["text"]) if json_answer(script) else None
     server.push(script)
-    assert ours(runtime) == sdk
+    assert ours(runtime, script=script) == sdk
     assert sdk["text"] == script.full_text()
+    assert sdk["reasoning"] == script.full_reasoning()
 
 
 def test_google_genai_misreads_sse_comments(server: ReplayServer, runtime: modelwire.SyncRuntime, client: Any) -> None:
