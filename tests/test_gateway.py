@@ -112,6 +112,88 @@ def test_a_tool_round_trip_reaches_the_provider_in_its_format(client: Any, srv: 
     assert any(b.get("type") == "tool_result" and b.get("tool_use_id") == "toolu_1" for b in blocks)
 
 
+WEATHER_SCHEMA = {
+    "type": "object", "properties": {"city": {"type": "string"}, "temp": {"type": "number"}},
+    "required": ["city", "temp"], "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_response_format_reaches_an_anthropic_provider(client: Any, srv: ReplayServer, stream: bool) -> None:
+    """OpenAI's json_schema response_format -> the runtime -> Anthropic's output_config form."""
+    answer = {"city": "Paris", "temp": 21.5}
+    srv.push(Script(text=json.dumps(answer)))
+    response_format = {"type": "json_schema", "json_schema": {"name": "weather", "schema": WEATHER_SCHEMA, "strict": True}}
+    messages = [{"role": "user", "content": "Weather in Paris as JSON"}]
+    if stream:
+        chunks = client.chat.completions.create(model="claude-haiku-4-5", messages=messages,
+                                                response_format=response_format, stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        text = client.chat.completions.create(model="claude-haiku-4-5", messages=messages,
+                                              response_format=response_format).choices[0].message.content
+    assert json.loads(text) == answer
+    (sent,) = [r.json for r in srv.requests]
+    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": WEATHER_SCHEMA}}
+
+
+def test_openai_sdk_parse_through_the_gateway(client: Any, srv: ReplayServer) -> None:
+    """The SDK's own parse(): a pydantic model as response_format, its schema sent on, the answer parsed."""
+    from pydantic import BaseModel
+
+    class Weather(BaseModel):
+        city: str
+        temp: float
+
+    srv.push(Script(text='{"city": "Oslo", "temp": -3}'))
+    completion = client.chat.completions.parse(
+        model="claude-haiku-4-5", messages=[{"role": "user", "content": "Oslo?"}], response_format=Weather,
+    )
+    assert completion.choices[0].message.parsed == Weather(city="Oslo", temp=-3)
+    schema = srv.requests[0].json["output_config"]["format"]["schema"]
+    assert schema["required"] == ["city", "temp"] and set(schema["properties"]) == {"city", "temp"}
+
+
+def test_json_object_asks_for_any_object(client: Any, srv: ReplayServer) -> None:
+    srv.push(Script(text='{"ok": true}'), Script(text="plain"))
+    resp = client.chat.completions.create(model="claude-haiku-4-5", messages=[{"role": "user", "content": "x"}],
+                                          response_format={"type": "json_object"})
+    assert resp.choices[0].message.content == '{"ok": true}'
+    client.chat.completions.create(model="claude-haiku-4-5", messages=[{"role": "user", "content": "x"}],
+                                   response_format={"type": "text"})
+    with_format, plain = (r.json for r in srv.requests)
+    assert with_format["output_config"] == {"format": {"type": "json_schema", "schema": {"type": "object"}}}
+    assert "output_config" not in plain
+
+
+@pytest.mark.parametrize(
+    ("response_format", "param"),
+    [
+        pytest.param({"type": "xml"}, "response_format.type", id="unknown-type"),
+        pytest.param({"type": "json_schema", "json_schema": {"name": "w"}}, "response_format.json_schema.schema",
+                     id="no-schema"),
+        pytest.param("json", "response_format", id="not-an-object"),
+        pytest.param({"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": 5}}}, None,
+                     id="invalid-schema"),
+    ],
+)
+def test_bad_response_format_is_400_before_the_provider(
+    gateway: tuple[str, Gateway], srv: ReplayServer, response_format: Any, param: str | None,
+) -> None:
+    srv.reset()
+    body = {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}],
+            "response_format": response_format}
+    resp = httpx.post(gateway[0] + "/v1/chat/completions", json=body)
+    assert resp.status_code == 400
+    error = resp.json()["error"]
+    assert error["message"]
+    if param is not None:
+        assert error["param"] == param
+    else:
+        assert "schema" in error["message"]
+    assert srv.requests == []
+
+
 def test_models_and_health(gateway: tuple[str, Gateway]) -> None:
     url, gw = gateway
     with openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as c:

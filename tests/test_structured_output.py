@@ -39,7 +39,8 @@ def server() -> Iterator[ReplayServer]:
 @pytest.fixture
 def env(server: ReplayServer) -> dict[str, str]:
     server.reset()
-    return {**provider_env(server), "OPENAI_COMPATIBLE_BASE_URL": server.url_for("openai")}
+    return {**provider_env(server), "OPENAI_COMPATIBLE_BASE_URL": server.url_for("openai"),
+            "MISTRAL_BASE_URL": server.url_for("mistral"), "MISTRAL_API_KEY": "key-for-mistral"}
 
 
 def runtime(env: dict[str, str]) -> modelwire.Runtime:
@@ -55,6 +56,10 @@ SHAPES = [
     pytest.param("openai-compatible/qwen3", lambda b: b["response_format"],
                  {"type": "json_schema", "json_schema": {"name": "weather", "schema": SCHEMA, "strict": True}},
                  id="openai-compatible"),
+    # Mistral's request is its own (no stream_options), with OpenAI's response_format
+    pytest.param("mistral-small-latest", lambda b: b["response_format"],
+                 {"type": "json_schema", "json_schema": {"name": "weather", "schema": SCHEMA, "strict": True}},
+                 id="mistral"),
     pytest.param("claude-haiku-4-5", lambda b: b["output_config"],
                  {"format": {"type": "json_schema", "schema": SCHEMA}}, id="anthropic"),
     pytest.param("gemini-2.5-flash",
@@ -64,6 +69,7 @@ SHAPES = [
 ]
 # the body members that only structured output sets (absent without response_format)
 ONLY_WITH_SCHEMA = {"gpt-4.1-mini": ["response_format"], "openai-compatible/qwen3": ["response_format"],
+                    "mistral-small-latest": ["response_format"],
                     "claude-haiku-4-5": ["output_config"], "gemini-2.5-flash": [],
                     "llama3.2": ["format"]}
 

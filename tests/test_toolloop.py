@@ -19,7 +19,7 @@ import pytest
 
 import modelwire
 from modelwire import Event, TextDelta
-from modelwire.testing import ReplayServer, Script, ToolCall
+from modelwire.testing import Reasoning, ReplayServer, Script, ToolCall
 from modelwire.tools import (
     AgentContext,
     Port,
@@ -212,6 +212,31 @@ async def test_parallel_calls_then_answer(server: ReplayServer, env: dict[str, s
 
     assert len(server.requests) == 2
     check_second_request(fmt, server.requests[-1].json, "sunny in Paris", "12:00 in Rome")
+
+
+async def test_thinking_goes_back_before_the_tool_use(server: ReplayServer, env: dict[str, str]) -> None:
+    """Anthropic extended thinking + tools: the next step's assistant turn holds the
+    signed thinking block (and a redacted one) before its tool_use, as the API demands."""
+    thinking = [Reasoning(["I should ", "look it up."], signature="sig-abc"), Reasoning(redacted="opaque-data")]
+    server.push(
+        Script(text="", reasoning=thinking, tool_calls=[ToolCall("call_w", "get_weather", '{"city": "Paris"}')]),
+        Script(reasoning=[Reasoning("Done.", signature="sig-2")], text="Rain in Paris."),
+    )
+    async with runtime(env) as rt:
+        events = await collect(run_tools(rt, "claude-haiku-4-5", "Paris?", tools=[echo_tool()]))
+    assistant = server.requests[1].json["messages"][1]
+    assert assistant == {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "I should look it up.", "signature": "sig-abc"},
+        {"type": "redacted_thinking", "data": "opaque-data"},
+        {"type": "tool_use", "id": "call_w", "name": "get_weather", "input": {"city": "Paris"}},
+    ]}
+    done = events[-1]
+    assert isinstance(done, ToolLoopDone)
+    assert done.messages[1]["reasoning"] == [
+        {"text": "I should look it up.", "signature": "sig-abc"}, {"redacted": "opaque-data"},
+    ]
+    assert done.messages[-1] == {"role": "assistant", "content": "Rain in Paris.",
+                                 "reasoning": [{"text": "Done.", "signature": "sig-2"}]}
 
 
 # -- bad input from the model ---------------------------------------------------------

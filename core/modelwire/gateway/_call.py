@@ -38,11 +38,14 @@ class Call:
     stop: list[str] | None = None
     stream: bool = False
     include_usage: bool = False
+    #: structured output, as ``Runtime.stream(response_format=...)`` takes it
+    response_format: dict[str, Any] | None = None
 
     def kwargs(self) -> dict[str, Any]:
         return {
             "messages": self.messages, "tools": self.tools, "tool_choice": self.tool_choice,
             "max_tokens": self.max_tokens, "temperature": self.temperature, "stop": self.stop,
+            "response_format": self.response_format,
         }
 
 

@@ -34,7 +34,7 @@ _FINISH = ("stop", "length", "tool_calls", "content_filter", "function_call")
 _IGNORED = {"user", "metadata", "store", "parallel_tool_calls", "service_tier", "logprobs", "n"}
 _KNOWN = {
     "model", "messages", "tools", "tool_choice", "max_tokens", "max_completion_tokens", "temperature",
-    "stop", "stream", "stream_options", *_IGNORED,
+    "stop", "stream", "stream_options", "response_format", *_IGNORED,
 }
 _ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -76,8 +76,6 @@ def parse_chat(body: Any) -> Call:
         raise BodyError(None, "the body must be a JSON object")
     for name in body:
         if name not in _KNOWN:
-            if name == "response_format" and body[name] in (None, {"type": "text"}):
-                continue
             raise BodyError(name, "not supported by this gateway")
     model = need(body, "model", str, "a model name", required=True)
     raw = need(body, "messages", list, "a list of messages", required=True)
@@ -136,7 +134,29 @@ def parse_chat(body: Any) -> Call:
         max_tokens=positive_int(body, "max_completion_tokens") or positive_int(body, "max_tokens"),
         temperature=float(temperature) if temperature is not None else None,
         stop=stop_list(body, "stop"), stream=stream, include_usage=bool(options.get("include_usage")),
+        response_format=_response_format(body),
     )
+
+
+def _response_format(body: dict[str, Any]) -> dict[str, Any] | None:
+    """OpenAI's ``response_format`` as the runtime's (the runtime checks the schema itself).
+
+    ``text`` asks for nothing; ``json_schema`` passes through; ``json_object``
+    (any JSON object) becomes the schema ``{"type": "object"}``, so every
+    provider gets its own structured-output form.
+    """
+    value = need(body, "response_format", dict, "an object")
+    kind = value.get("type") if value is not None else None
+    if value is None or kind == "text":
+        return None
+    if kind == "json_object":
+        return {"schema": {"type": "object"}}
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise BodyError("response_format.json_schema.schema", "expected a JSON Schema object")
+        return dict(value)
+    raise BodyError("response_format.type", "expected text, json_object or json_schema")
 
 
 def finish_reason(reason: str | None, had_tools: bool) -> str:

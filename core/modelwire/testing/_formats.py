@@ -927,14 +927,26 @@ def _bedrock_rendered(script: Script, model: str, rng: random.Random) -> Rendere
     frames = [_bedrock_event("messageStart", {"role": "assistant"}, rng)]
     content: list[bytes] = []
     index = 0
+    for block in script.reasoning:  # reasoningContent deltas, then the signature (no start either)
+        deltas: list[dict[str, Any]] = (
+            [{"redactedContent": base64.b64encode(block.redacted.encode()).decode()}]
+            if block.redacted is not None
+            else [{"text": p} for p in block.pieces() if p] + [{"signature": block.signature or ""}]
+        )
+        content += [
+            _bedrock_event("contentBlockDelta", {"delta": {"reasoningContent": d}, "contentBlockIndex": index}, rng)
+            for d in deltas
+        ]
+        content.append(_bedrock_event("contentBlockStop", {"contentBlockIndex": index}, rng))
+        index += 1
     pieces = _pieces(script)
     if pieces:  # a text block has no contentBlockStart on Bedrock
         content += [
-            _bedrock_event("contentBlockDelta", {"delta": {"text": p}, "contentBlockIndex": 0}, rng)
+            _bedrock_event("contentBlockDelta", {"delta": {"text": p}, "contentBlockIndex": index}, rng)
             for p in pieces
         ]
-        content.append(_bedrock_event("contentBlockStop", {"contentBlockIndex": 0}, rng))
-        index = 1
+        content.append(_bedrock_event("contentBlockStop", {"contentBlockIndex": index}, rng))
+        index += 1
     for call in script.tool_calls:
         start = {"toolUse": {"toolUseId": call.id, "name": call.name}}
         content.append(_bedrock_event("contentBlockStart", {"start": start, "contentBlockIndex": index}, rng))

@@ -138,7 +138,8 @@ class Reasoning:
     ``thinking`` block (``thinking_delta`` pieces, then one ``signature_delta``)
     or, with ``redacted``, a ``redacted_thinking`` block carrying that data;
     OpenAI-shaped streams get ``delta.reasoning_content`` (DeepSeek's field),
-    Gemini parts with ``thought: true``, Ollama ``message.thinking``. Formats
+    Gemini parts with ``thought: true``, Ollama ``message.thinking``, Bedrock
+    ``reasoningContent`` deltas (``redacted`` as a base64 blob). Formats
     without signatures or redacted blocks leave those out (a redacted block
     is not sent there at all).
     """

@@ -3,8 +3,8 @@
 One step is one model call: stream its events through, assemble the tool
 calls it streamed (:class:`ToolCallDelta` pieces by ``index``), run them
 (several at once in an anyio task group when the model asks for several),
-append the assistant message and one tool message per call to the
-conversation, and call the model again. The loop ends when the model
+append the assistant message (its reasoning blocks, signatures included,
+then its tool calls) and one tool message per call to the conversation, and call the model again. The loop ends when the model
 answers without tool calls (:class:`ToolLoopDone`), or raises
 :class:`LimitExceededError` ``MAX_STEPS`` when the ``max_steps``-th answer
 still asks for tools (those calls are not run: nobody would read them).
@@ -38,8 +38,8 @@ import anyio
 import attrs
 
 from .._errors import InvalidRequestError, LimitExceededError
-from .._events import Event, Fallback, TextDelta, ToolCall, ToolCallDelta
-from .._runtime.client import ToolCallBuffer
+from .._events import Event, Fallback, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta
+from .._runtime.client import ReasoningBuffer, ToolCallBuffer
 from .._runtime.request import normalize_messages
 from ._context import AgentContext
 from ._errors import ToolError
@@ -312,6 +312,7 @@ async def run_tools(
         for step in range(1, max_steps + 1):
             text: list[str] = []
             pieces = ToolCallBuffer()
+            thinking = ReasoningBuffer()
             async with aclosing(
                 runtime.stream(model, messages=conversation, tools=specs or None, **stream_kwargs)
             ) as events:
@@ -320,16 +321,25 @@ async def run_tools(
                         text.append(ev.text)
                     elif isinstance(ev, ToolCallDelta):
                         pieces.add(ev)
+                    elif isinstance(ev, ReasoningDelta):
+                        thinking.add(ev)
                     elif isinstance(ev, Fallback):
-                        # Another model answers from here: its calls replace the old ones.
+                        # Another model answers from here: its calls replace the old ones,
+                        # and the old reasoning (signed for that model) is not sent back.
                         pieces.clear()
+                        thinking.clear()
                         if not ev.continued:
                             text.clear()
                     yield ev
             calls = _assemble(pieces, step)
             answer = "".join(text)
+            # Reasoning goes back with the turn (signatures included): Anthropic
+            # refuses a thinking + tool_use turn that lost its thinking block.
+            reasoning = [b.to_message_part() for b in thinking.blocks()]
             if not calls:
-                conversation.append({"role": "assistant", "content": answer})
+                conversation.append(
+                    {"role": "assistant", "content": answer, **({"reasoning": reasoning} if reasoning else {})}
+                )
                 yield ToolLoopDone(step, list(conversation))
                 return
             if step == max_steps:
@@ -341,6 +351,7 @@ async def run_tools(
             conversation.append({
                 "role": "assistant",
                 "content": answer or None,
+                **({"reasoning": reasoning} if reasoning else {}),
                 "tool_calls": [
                     {"id": c.id, "name": c.name, "arguments": _echo_arguments(c.arguments)} for c in calls
                 ],

@@ -10,10 +10,12 @@ server received.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import boto3
 import pytest
 from botocore.auth import SigV4Auth
@@ -22,7 +24,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 import modelwire
-from modelwire.testing import RecordedRequest, ReplayServer, Script, StreamError
+from modelwire.testing import Reasoning, RecordedRequest, ReplayServer, Script, StreamError
 
 SEEDS = range(120)
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -77,7 +79,10 @@ def ours(rt: modelwire.SyncRuntime, model: str = f"bedrock/{MODEL}", script: Scr
         "tool_calls": [(c.id, c.name, c.parsed_arguments()) for c in resp.tool_calls],
         "usage": (usage.input_tokens, usage.output_tokens) if usage else None,
         "finish": resp.finish_reason,
-        "reasoning": [(b.text, b.signature) for b in resp.reasoning_blocks],
+        "reasoning": [
+            (b.text, b.signature, base64.b64decode(b.redacted) if b.redacted else None)
+            for b in resp.reasoning_blocks
+        ],
         "cache": (usage.cached_input_tokens or 0, usage.cache_write_tokens or 0) if usage else None,
         "parsed": resp.parsed if structured else None,
     }
@@ -93,8 +98,8 @@ def boto3_reads(client: Any) -> dict[str, Any]:
 
 def _collect(stream: Any) -> dict[str, Any]:
     text: list[str] = []
-    reasoning: dict[int, list[str]] = {}
     calls: dict[int, list[str]] = {}
+    thinking: dict[int, list[Any]] = {}
     usage = finish = cache = None
     for event in stream:
         if "contentBlockStart" in event:
@@ -108,9 +113,11 @@ def _collect(stream: Any) -> dict[str, Any]:
             if "toolUse" in delta["delta"]:
                 calls[delta["contentBlockIndex"]][2] += delta["delta"]["toolUse"]["input"]
             if "reasoningContent" in delta["delta"]:
-                slot = reasoning.setdefault(delta["contentBlockIndex"], ["", ""])
-                slot[0] += delta["delta"]["reasoningContent"].get("text", "")
-                slot[1] += delta["delta"]["reasoningContent"].get("signature", "")
+                block = thinking.setdefault(delta["contentBlockIndex"], ["", None, None])
+                part = delta["delta"]["reasoningContent"]
+                block[0] += part.get("text", "")
+                block[1] = part.get("signature", block[1])
+                block[2] = part.get("redactedContent", block[2])
         elif "messageStop" in event:
             finish = FINISH.get(event["messageStop"]["stopReason"])
         elif "metadata" in event:
@@ -123,7 +130,7 @@ def _collect(stream: Any) -> dict[str, Any]:
         "tool_calls": [(i, n, json.loads(a) if a else {}) for _, (i, n, a) in sorted(calls.items())],
         "usage": usage,
         "finish": finish,
-        "reasoning": [(t, sig or None) for _, (t, sig) in sorted(reasoning.items())],
+        "reasoning": [tuple(b) for _, b in sorted(thinking.items())],
         "cache": cache,
     }
 
@@ -140,6 +147,40 @@ def test_boto3_agrees(seed: int, server: ReplayServer, runtime: modelwire.SyncRu
     assert ours(runtime, script=script) == sdk
     assert sdk["text"] == script.full_text()
     assert [c[0] for c in sdk["tool_calls"]] == [c.id for c in script.tool_calls]
+
+
+THINKING = [
+    [Reasoning(["Let me ", "see."], signature="sig-1")],
+    [Reasoning(redacted="opaque\x00blob"), Reasoning("Then: 2+2=4.", signature="sig-2")],
+]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_boto3_agrees_on_reasoning(seed: int, server: ReplayServer, runtime: modelwire.SyncRuntime, client: Any) -> None:
+    """``delta.reasoningContent`` (text, signature, redactedContent), read as boto3 reads it."""
+    script = attrs.evolve(Script.random(seed), reasoning=THINKING[seed % len(THINKING)], error=None, status=200)
+    server.push(script)
+    sdk = boto3_reads(client)
+    server.push(script)
+    assert ours(runtime) == sdk
+    assert [b[0] for b in sdk["reasoning"]] == [r.full_text() if r.redacted is None else "" for r in script.reasoning]
+    assert sdk["text"] == script.full_text()
+
+
+def test_reasoning_goes_back_with_its_signature(server: ReplayServer, runtime: modelwire.SyncRuntime) -> None:
+    """The next turn carries the thinking blocks (signature, redacted blob) before the text, as Converse wants."""
+    server.reset()
+    server.push(Script(text="4", reasoning=THINKING[1]), Script(text="ok"))
+    first = runtime.generate(f"bedrock/{MODEL}", "2+2?")
+    runtime.generate(f"bedrock/{MODEL}", messages=[
+        {"role": "user", "content": "2+2?"}, first.message(), {"role": "user", "content": "thanks"},
+    ])
+    assistant = server.requests[1].json["messages"][1]
+    assert assistant == {"role": "assistant", "content": [
+        {"reasoningContent": {"redactedContent": base64.b64encode(b"opaque\x00blob").decode()}},
+        {"reasoningContent": {"reasoningText": {"text": "Then: 2+2=4.", "signature": "sig-2"}}},
+        {"text": "4"},
+    ]}
 
 
 def verify_sigv4(request: RecordedRequest, base_url: str) -> None:

@@ -22,7 +22,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 import modelwire
-from modelwire.testing import ReplayServer, Reply, Script
+from modelwire.testing import Citation, Reasoning, ReplayServer, Reply, Script
 
 SEEDS = range(120)
 PROJECT, LOCATION, TOKEN = "proj-1", "europe-west4", "ya29.static-token-for-tests"
@@ -146,6 +146,32 @@ def test_both_send_the_same_request(server: ReplayServer, runtime: modelwire.Syn
     assert mine.query == theirs.query == {"alt": "sse"}
     assert mine.headers["authorization"] == theirs.headers["authorization"] == f"Bearer {TOKEN}"
     assert mine.json["contents"] == theirs.json["contents"]
+
+
+def test_vertex_inherits_gemini_rules(server: ReplayServer, runtime: modelwire.SyncRuntime) -> None:
+    """``extends: gemini``: thoughts, citations, cache and thinking usage, structured output read as on Gemini."""
+    server.reset()
+    server.push(Script(
+        text='{"ok": true}', reasoning=[Reasoning(["Let me ", "think."])],
+        citations=[Citation(url="https://example.com/a", title="A")],
+        usage=(120, 40), cache_read=100, reasoning_tokens=15,
+    ))
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    resp = runtime.generate("vertex-gemini-2.5-flash", "hi", response_format=schema)
+    assert (resp.text, resp.reasoning, resp.parsed) == ('{"ok": true}', "Let me think.", {"ok": True})
+    assert [(c.url, c.title) for c in resp.citations] == [("https://example.com/a", "A")]
+    assert resp.usage is not None
+    assert (resp.usage.input_tokens, resp.usage.output_tokens) == (120, 40)
+    assert (resp.usage.cached_input_tokens, resp.usage.reasoning_tokens) == (100, 15)
+    (request,) = server.requests
+    assert request.path.startswith(f"/vertex/v1/projects/{PROJECT}/locations/{LOCATION}/")
+    assert request.json["generationConfig"]["responseMimeType"] == "application/json"
+    assert request.json["generationConfig"]["responseJsonSchema"] == schema
+
+
+def test_vertex_offers_no_embeddings(runtime: modelwire.SyncRuntime) -> None:
+    with pytest.raises(modelwire.ModelError):
+        runtime.embed("vertex/gemini-2.5-flash", ["hi"])
 
 
 @pytest.fixture(scope="module")
