@@ -20,14 +20,10 @@ import modelwire
 from modelwire.testing import ReplayServer, Reply
 
 CORPUS = Path(__file__).parent / "corpus"
-# Known disagreements, each a finding of this corpus.
-KNOWN = {
-    "gemini/google-tool-call.chunks.txt": (
-        "the gemini manifest names the finish `tool_calls` only when functionCall and finishReason"
-        " share a chunk; this recorded Gemini 3 stream sends the call, then finishReason in a later"
-        " chunk, so modelwire says `stop` (needs state across frames; not fixed here)"
-    ),
-}
+# Known disagreements, each a finding of this corpus (none left: the Gemini
+# tool-call stream that sends finishReason a chunk after the call now reads
+# `tool_calls`, through remember/recall in the manifest).
+KNOWN: dict[str, str] = {}
 FILES = [
     pytest.param(p, id=f"{p.parent.name}/{p.name}", marks=[pytest.mark.xfail(reason=KNOWN[k], strict=True)] if (k := f"{p.parent.name}/{p.name}") in KNOWN else [])
     for p in sorted(CORPUS.glob("*/*.chunks.txt"))
@@ -129,7 +125,8 @@ def read_genai_sdk(server: ReplayServer) -> dict[str, Any]:
                     finish = GEMINI_FINISH.get(candidate.finish_reason.value, candidate.finish_reason.value)
             meta = chunk.usage_metadata
             if meta is not None and meta.candidates_token_count is not None:
-                usage = (meta.prompt_token_count, meta.candidates_token_count)
+                # thinking is billed as output (the manifest adds thoughtsTokenCount)
+                usage = (meta.prompt_token_count, meta.candidates_token_count + (meta.thoughts_token_count or 0))
     # modelwire names a stream that ends in function calls by them (Gemini says STOP).
     return {"text": "".join(text), "tool_calls": calls, "usage": usage,
             "finish": "tool_calls" if calls and finish == "stop" else finish}

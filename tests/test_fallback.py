@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +15,7 @@ from modelwire import Fallback, TextDelta, Usage
 from modelwire._errors import ModelError
 from modelwire._manifest.model import Retry
 from modelwire._plugins.policies import Attempt, Decision, DefaultPolicy
-from modelwire.testing import ReplayServer, Script
+from modelwire.testing import ReplayServer, Reply, Script
 
 pytestmark = pytest.mark.anyio
 
@@ -48,6 +49,16 @@ models:
   lonely:
     provider: openai
     capabilities: [generate, stream]
+  no-stream:
+    provider: openai
+    capabilities: [generate, tools]
+    fallback: [backup]
+  no-stream-alone:
+    provider: openai
+    capabilities: [generate]
+  whole-body:
+    provider: onebody
+    capabilities: [generate]
   limited:
     provider: openai
     limits: {rpm: 2, context_window: 50}
@@ -59,6 +70,19 @@ models:
     provider: openai
     policy: always-next
     fallback: [backup]
+providers:
+  onebody:  # a generate operator that answers with one JSON body
+    base_url: ${OPENAI_BASE_URL}
+    auth: {type: bearer, env: OPENAI_API_KEY}
+    operators:
+      generate:
+        path: /chat/completions
+        stream: false
+        parser: jsonchunk
+        request: "{model: model, messages: messages, stream: stream}"
+        events:
+          - each: "choices[].message.content"
+            emit: {type: text, text: "@"}
 """
 
 
@@ -240,6 +264,29 @@ async def test_capability_missing_everywhere(rt: modelwire.Runtime, server: Repl
         await collect(rt, "lonely", tools=TOOLS)
     assert info.value.code == "CAPABILITY_MISSING" and "tools" in str(info.value) and "lonely" in str(info.value)
     assert server.requests == []
+
+
+async def test_stream_capability_skips_to_a_model_that_streams(rt: modelwire.Runtime, server: ReplayServer) -> None:
+    server.push(Script(text="I stream"))
+    events = await collect(rt, "no-stream")
+    assert type(events[0]) is Fallback and events[0].to_model == "backup" and "stream" in events[0].reason
+    assert text(events) == "I stream" and [r.fmt for r in server.requests] == ["anthropic"]
+
+
+async def test_stream_capability_missing_is_refused_before_http(rt: modelwire.Runtime, server: ReplayServer) -> None:
+    with pytest.raises(modelwire.InvalidRequestError) as info:
+        await collect(rt, "no-stream-alone")
+    assert info.value.code == "CAPABILITY_MISSING" and info.value.model == "no-stream-alone"
+    assert "lacks capability stream" in str(info.value) or "capability stream is missing" in str(info.value)
+    assert server.requests == []
+
+
+async def test_a_whole_body_operator_needs_no_stream_capability(rt: modelwire.Runtime, server: ReplayServer) -> None:
+    server.push(Reply(body=json.dumps({"choices": [{"message": {"role": "assistant", "content": "one body"}}]}),
+))
+    events = await collect(rt, "whole-body")
+    assert text(events) == "one body"
+    assert json.loads(server.requests[0].body)["stream"] is False
 
 
 async def test_rpm_rejects_locally(rt: modelwire.Runtime, server: ReplayServer) -> None:

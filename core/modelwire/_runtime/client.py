@@ -379,7 +379,10 @@ class Runtime:
         unified_tools = normalize_tools(tools)
         unified_format = normalize_response_format(response_format)
         msgs = normalize_messages(prompt, messages, system)
-        needs = ["generate"] + (["tools"] if unified_tools else []) + (["vision"] if _has_images(msgs) else [])
+        # ``stream``: a model declared without it is refused (or skipped for a
+        # fallback that has it) rather than streamed anyway
+        needs = ["generate", "stream"] + (["tools"] if unified_tools else []) + (
+            ["vision"] if _has_images(msgs) else [])
         chain, switch = chain_for(self.catalog, model, needs)
         if switch is not None:
             yield switch

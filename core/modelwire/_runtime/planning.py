@@ -71,7 +71,7 @@ def plan(catalog: Catalog, model: str, operator: str, needs: Iterable[str] = ())
             f"{', '.join(sorted(provider.operators)) or 'none'}",
             code="OPERATOR_NOT_FOUND", model=model, provider=spec.provider,
         )
-    missing = [n for n in needs if n not in spec.capabilities]
+    missing = missing_capabilities(catalog, model, needs)
     if missing:
         raise InvalidRequestError(
             f"model {model!r} lacks capability {', '.join(missing)} "
@@ -84,9 +84,19 @@ def plan(catalog: Catalog, model: str, operator: str, needs: Iterable[str] = ())
 
 
 def missing_capabilities(catalog: Catalog, model: str, needs: Iterable[str]) -> list[str]:
-    """The capabilities in ``needs`` that ``model`` does not declare."""
+    """The capabilities in ``needs`` that ``model`` does not declare.
+
+    ``stream`` is needed only where the provider's ``generate`` operator
+    streams: a provider whose answer is one body (``stream: false``) serves
+    a model without it.
+    """
     spec, _ = resolve_model(catalog, model)
-    return [n for n in needs if n not in spec.capabilities]
+    return [n for n in needs if n not in spec.capabilities and not (n == "stream" and not _streams(catalog, spec))]
+
+
+def _streams(catalog: Catalog, spec: Model) -> bool:
+    op = catalog.providers[spec.provider].operators.get("generate")
+    return op is None or op.stream
 
 
 def chain_for(catalog: Catalog, model: str, needs: list[str]) -> tuple[list[str], Fallback | None]:

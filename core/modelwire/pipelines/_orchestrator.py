@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     import os
 
     from .._manifest.expr import Expr
-    from ..tools import ResourceManager
+    from ..tools import Permit, ResourceManager
 
 __all__ = ["Orchestrator", "PipelineResult", "StepResult"]
 
@@ -83,12 +83,22 @@ class Orchestrator:
     Each tool call holds the resources its manifest declares, acquired from
     ``resources`` (a :class:`~modelwire.tools.ResourceManager`; by
     default the registry's own, whose pools ``await registry.aclose()``
-    closes) and released when the call ends, however it ends.
+    closes) and released when the call ends, however it ends. ``permit``
+    (see :func:`~modelwire.tools.grant`) is asked before each call of a tool
+    that declares permissions; a denial is not retried (the next tool of the
+    step's fallback list is tried) and ends as the step's
+    :class:`~modelwire.PipelineError` with the ``TOOL_PERMISSION_DENIED``
+    ToolError as its cause.
     """
 
-    def __init__(self, registry: ToolRegistry | None = None, *, resources: ResourceManager | None = None) -> None:
+    def __init__(
+        self, registry: ToolRegistry | None = None, *, resources: ResourceManager | None = None,
+        permit: Permit | None = None,
+    ) -> None:
         self.registry = registry if registry is not None else ToolRegistry()
         self.resources = resources
+        #: asked before a tool that declares permissions runs (None: no check)
+        self.permit = permit
         self._plans: dict[str, PipelinePlan] = {}
 
     # -- registration ---------------------------------------------------------------
@@ -356,7 +366,7 @@ class _Run:
                     if getattr(exc, key, None) is None:
                         setattr(exc, key, value)
                 exc.attempts = attempt
-                if exc.code == "TOOL_BAD_INPUT" or attempt >= policy.attempts:
+                if exc.code in ("TOOL_BAD_INPUT", "TOOL_PERMISSION_DENIED") or attempt >= policy.attempts:
                     raise
             attempt += 1
             wait = policy.wait_before(attempt)
@@ -368,7 +378,9 @@ class _Run:
         manager = None
         if call.tool.manifest.resources:
             manager = self.orch.resources if self.orch.resources is not None else self.orch.registry.resources
-        return await call_tool(call.tool, inputs, self.agent, timeout=call.timeout, resources=manager)
+        return await call_tool(
+            call.tool, inputs, self.agent, timeout=call.timeout, resources=manager, permit=self.orch.permit
+        )
 
 
 def _short(exc: ToolError) -> str:

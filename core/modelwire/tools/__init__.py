@@ -16,6 +16,7 @@ from ._errors import ToolError, ToolTimeout
 from ._files import load_tools, parse_tools, read_tools
 from ._loop import ToolLoopDone, ToolResult, ToolStarted, run_tools, run_tools_sync
 from ._manifest import Port, ResourceSpec, ToolManifest
+from ._permissions import PermissionRequest, Permit, grant
 from ._ports import validate_ports
 from ._registry import ToolRegistry
 from ._resources import (
@@ -40,6 +41,8 @@ __all__ = [
     "FileCache",
     "MCPClient",
     "MCPServerConfig",
+    "PermissionRequest",
+    "Permit",
     "Port",
     "ResourceKind",
     "ResourceManager",
@@ -59,6 +62,7 @@ __all__ = [
     "ToolTimeout",
     "call_tool",
     "check_tool_manifest",
+    "grant",
     "load_tools",
     "parse_tools",
     "read_tools",

@@ -18,7 +18,8 @@ Bad input from the model (an unknown tool, arguments that are not a JSON
 object or break the tool's input ports) and failing tools (an exception, a
 timeout, outputs that break the output ports) become an error result fed
 back to the model, ``{"error": "..."}``, or with ``on_tool_error="raise"``
-a :class:`ToolError` (other calls of the step are cancelled).
+a :class:`ToolError` (other calls of the step are cancelled). So does a
+tool the host's ``permit`` check denies (``TOOL_PERMISSION_DENIED``).
 
 Structured concurrency: the generator never yields inside a task group or a
 cancel scope (the PEP 789 hazard), so the results of one step come out
@@ -43,6 +44,7 @@ from .._runtime.client import ReasoningBuffer, ToolCallBuffer
 from .._runtime.request import normalize_messages
 from ._context import AgentContext
 from ._errors import ToolError
+from ._permissions import Permit
 from ._ports import validate_ports, with_defaults
 from ._registry import ToolRegistry
 from ._tool import Tool, call_tool
@@ -209,7 +211,9 @@ def _prepare(call: ToolCall, registry: ToolRegistry) -> _Prepared:
     return out
 
 
-async def _run_one(p: _Prepared, registry: ToolRegistry, agent: AgentContext, timeout: float | None) -> _Outcome:
+async def _run_one(
+    p: _Prepared, registry: ToolRegistry, agent: AgentContext, timeout: float | None, permit: Permit | None
+) -> _Outcome:
     """Run one checked call through ``call_tool``; every failure (but cancellation) becomes a ToolError."""
     if p.error is not None or p.tool is None or p.inputs is None:
         return _Outcome(error=p.error)
@@ -217,7 +221,7 @@ async def _run_one(p: _Prepared, registry: ToolRegistry, agent: AgentContext, ti
     # Tools that declare resources share the registry's pools (opened on first use).
     resources = registry.resources if tool.manifest.resources else None
     try:
-        outputs = await call_tool(tool, p.inputs, agent, timeout=timeout, resources=resources)
+        outputs = await call_tool(tool, p.inputs, agent, timeout=timeout, resources=resources, permit=permit)
     except ToolError as exc:
         return _Outcome(error=exc)
     except Exception as exc:
@@ -241,6 +245,7 @@ async def _execute(
     tool_timeout: float | Mapping[str, float] | None,
     parallel: bool,
     raising: bool,
+    permit: Permit | None = None,
 ) -> list[_Outcome]:
     """Run a step's calls, all at once or in order; in raise mode the first failure cancels the rest."""
     outcomes = [_Outcome(error=p.error) for p in prepared]
@@ -248,7 +253,7 @@ async def _execute(
 
     async def run(i: int, scope: anyio.CancelScope) -> None:
         p = prepared[i]
-        outcome = outcomes[i] = await _run_one(p, registry, agent, _timeout_for(p.name, tool_timeout))
+        outcome = outcomes[i] = await _run_one(p, registry, agent, _timeout_for(p.name, tool_timeout), permit)
         if raising and outcome.error is not None and not failures:
             failures.append(outcome.error)
             scope.cancel()
@@ -280,6 +285,7 @@ async def run_tools(
     on_tool_error: str = "feed_back",
     parallel: bool = True,
     tool_timeout: float | Mapping[str, float] | None = None,
+    permit: Permit | None = None,
     **stream_kwargs: Any,
 ) -> AsyncGenerator[Event, None]:
     """The model tool-calling loop: stream, run the tools the model calls, feed results back, repeat.
@@ -293,7 +299,10 @@ async def run_tools(
     Unknown tools, bad arguments and failing or slow tools (``tool_timeout``:
     seconds, or seconds by tool name) are fed back as ``{"error": ...}``, or
     raise :class:`ToolError` with ``on_tool_error="raise"``. ``ctx`` is the
-    :class:`AgentContext` the tools see; other keywords go to
+    :class:`AgentContext` the tools see. ``permit`` is asked before a
+    tool that declares permissions runs (see :func:`grant`); a denial is
+    fed back as ``{"error": ...}`` with code ``TOOL_PERMISSION_DENIED`` (or
+    raised with ``on_tool_error="raise"``). Other keywords go to
     :meth:`Runtime.stream <modelwire.Runtime.stream>`. Use it under
     ``contextlib.aclosing``. See docs/tool-loop.md.
     """
@@ -363,7 +372,7 @@ async def run_tools(
                         raise p.error
             for p in prepared:
                 yield ToolStarted(p.call_id, p.name, p.arguments, step)
-            outcomes = await _execute(prepared, registry, agent, tool_timeout, parallel, raising)
+            outcomes = await _execute(prepared, registry, agent, tool_timeout, parallel, raising, permit)
             for p, outcome in zip(prepared, outcomes, strict=True):
                 err = outcome.error
                 yield ToolResult(

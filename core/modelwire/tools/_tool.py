@@ -16,6 +16,7 @@ from typing import Any
 from ._context import AgentContext, ToolContext
 from ._errors import ToolError, ToolTimeout
 from ._manifest import IMPL_PATH, ToolManifest
+from ._permissions import Permit, check_permission
 from ._ports import validate_ports, with_defaults
 from ._resources import ResourceManager
 from ._schema import jsonable, structure_inputs
@@ -192,10 +193,13 @@ async def call_tool(
     timeout: float | None = None,
     resources: ResourceManager | None = None,
     validate: bool = True,
+    permit: Permit | None = None,
 ) -> dict[str, Any]:
     """Call a tool the safe way and return its outputs.
 
     1. fills input defaults and validates the inputs (``TOOL_BAD_INPUT``);
+       if the tool declares permissions, asks ``permit`` (see
+       :mod:`~modelwire.tools._permissions`; ``TOOL_PERMISSION_DENIED``);
     2. acquires the resources the manifest declares from ``resources`` (a
        temporary manager, closed after the call, if none is given), and
        releases them whatever happens;
@@ -222,6 +226,7 @@ async def call_tool(
     values = with_defaults(manifest, inputs) if isinstance(inputs, Mapping) else inputs
     if validate:
         validate_ports(manifest, values, "input")
+    await check_permission(permit, tool.name, manifest.permissions, values)
     if manifest.resources and resources is None:
         async with ResourceManager() as temporary:
             return await call_tool(tool, values, ToolContext(manifest, extra, agent), timeout=timeout, resources=temporary, validate=False)
