@@ -506,6 +506,7 @@ class Platform:
         self.heartbeats: list[dict[str, Any]] = []
         self.polls: list[str] = []
         self.config: dict[str, Any] | None = None
+        self.heartbeat_reply: dict[str, Any] | None = None  # sent once, then cleared
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -515,8 +516,17 @@ class Platform:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 owner.heartbeats.append({**json.loads(body), "_auth": self.headers.get("authorization")})
-                self.send_response(204)
+                reply, owner.heartbeat_reply = owner.heartbeat_reply, None
+                if reply is None:
+                    self.send_response(204)
+                    self.end_headers()
+                    return
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
                 self.end_headers()
+                self.wfile.write(data)
 
             def do_GET(self) -> None:
                 owner.polls.append(self.path)
@@ -598,6 +608,38 @@ def test_platform_heartbeats_and_a_config_update_restarts_gracefully(model: Repl
             wait_for(lambda: "v3" in client.rejected)
             assert "app: expected `module:Class`" in client.rejected["v3"]
             assert c.get("/health").json()["app"] == "test-agent-v2"
+    finally:
+        platform.close()
+        sys.modules.pop("test_server_app", None)
+
+
+@pytest.mark.parametrize("where", ["heartbeat", "config"])
+def test_a_platform_restart_action_swaps_in_a_fresh_runtime(model: ReplayServer, tmp_path: Path, where: str) -> None:
+    import sys
+
+    platform = Platform()
+    (tmp_path / "test_server_app.py").write_text(APP_MODULE)
+    try:
+        cfg = tmp_path / "agentapp.yaml"
+        cfg.write_text(platform_config(model, platform.url))
+        agent = AgentRuntime(cfg, env={})
+        with serve(agent) as (url, server), httpx.Client(base_url=url, timeout=TIMEOUT) as c:
+            client = server.config.app.platform["platform"]
+            wait_for(lambda: client.heartbeats >= 1)
+            before = client.serving.agent
+            if where == "heartbeat":
+                platform.heartbeat_reply = {"action": "restart"}
+            else:
+                platform.config = {"action": "restart"}
+            wait_for(lambda: client.restarts >= 1)
+            platform.config = None
+            assert client.serving.agent is not before and client.serving.agent.config is before.config
+            invoke(c, {"message": "Hi"})  # the fresh runtime serves
+            assert client.applied == [] and client.version is None  # same configuration, no new version
+            # an action it does not know is ignored and the app keeps serving
+            platform.heartbeat_reply = {"action": "self-destruct"}
+            wait_for(lambda: platform.heartbeat_reply is None)
+            invoke(c, {"message": "Hi again"})
     finally:
         platform.close()
         sys.modules.pop("test_server_app", None)

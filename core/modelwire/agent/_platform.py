@@ -68,8 +68,11 @@ class PlatformClient:
     "memory_usage_mb", "in_flight", "config_version"}``. ``/config`` answers
     204 (or 304) when nothing changed, or ``{"version": V, "config":
     {agentapp mapping}}``: a new version is applied by a graceful restart of
-    the runtime. While the platform is down the client backs off
-    (doubling, up to ``max_backoff``) and the app keeps serving.
+    the runtime. Either answer may carry ``{"action": "restart"}``: the
+    running configuration is rebuilt into a fresh runtime and swapped in the
+    same graceful way (requests in flight finish on the old one); other
+    actions are logged and ignored. While the platform is down the client
+    backs off (doubling, up to ``max_backoff``) and the app keeps serving.
     """
 
     def __init__(self, serving: Serving, settings: Any, drain_timeout: float = 30.0) -> None:
@@ -85,6 +88,7 @@ class PlatformClient:
         self.heartbeats = 0
         self.applied: list[str] = []
         self.rejected: dict[str, str] = {}
+        self.restarts = 0
         self._stop = anyio.Event()
 
     def stop(self) -> None:
@@ -105,6 +109,8 @@ class PlatformClient:
         resp = await http.post(self.settings.url.rstrip("/") + "/heartbeat", json=body, headers=dict(self.settings.headers))
         resp.raise_for_status()
         self.heartbeats += 1
+        if resp.status_code == 200 and resp.content:
+            await self.act(resp.json())
 
     async def poll(self, http: Any) -> None:
         agent = self.serving.agent
@@ -118,10 +124,36 @@ class PlatformClient:
             return
         resp.raise_for_status()
         data = resp.json()
+        if isinstance(data, dict) and "config" not in data and "action" in data:
+            await self.act(data)
+            return
         version = str(data.get("version"))
         if version == self.version or version in self.rejected:
             return
         await self.apply(version, data.get("config"))
+
+    async def act(self, data: Any) -> None:
+        """An action the platform asks for: ``restart`` is a graceful swap to a fresh runtime."""
+        action = data.get("action") if isinstance(data, dict) else None
+        if action is None:
+            return
+        if action != "restart":
+            log.warning("modelwire: platform action %r not understood; ignored", str(action)[:64])
+            return
+        old = self.serving.agent
+        if old.config is None:
+            return
+        new = AgentRuntime(
+            old.config, project_path=old.project_path, env=old.env,
+            mcp_client_factory=old._mcp_factory, install=old._install,
+        )
+        try:
+            await self.serving.swap(new, self.drain_timeout)
+        except ModelError as exc:
+            log.error("modelwire: platform restart failed, serving the previous runtime: %s", exc.message)
+            return
+        self.restarts += 1
+        log.info("modelwire: restarted the runtime at the platform's request")
 
     async def apply(self, version: str, mapping: Any) -> None:
         """Build and start a runtime from ``mapping``, then swap it in; a bad one is logged and kept out."""
