@@ -27,9 +27,6 @@ KNOWN = {
         " share a chunk; this recorded Gemini 3 stream sends the call, then finishReason in a later"
         " chunk, so modelwire says `stop` (needs state across frames; not fixed here)"
     ),
-    "cohere/cohere-reasoning.chunks.txt": (
-        "the cohere manifest reads content-delta text only; thinking deltas are dropped"
-    ),
 }
 FILES = [
     pytest.param(p, id=f"{p.parent.name}/{p.name}", marks=[pytest.mark.xfail(reason=KNOWN[k], strict=True)] if (k := f"{p.parent.name}/{p.name}") in KNOWN else [])
