@@ -27,6 +27,11 @@ KNOWN = {
         " share a chunk; this recorded Gemini 3 stream sends the call, then finishReason in a later"
         " chunk, so modelwire says `stop` (needs state across frames; not fixed here)"
     ),
+    **dict.fromkeys(("xai/xai-text.chunks.txt", "xai/xai-tool-call.chunks.txt"), (
+        "xAI's completion_tokens exclude reasoning_tokens (total_tokens = prompt + completion +"
+        " reasoning: 12 + 1 + 290 = 303); the xai manifest inherits openai's usage rule, so"
+        " output_tokens is 1 where 291 were billed (needs an xai-specific usage rule; not fixed here)"
+    )),
 }
 FILES = [
     pytest.param(p, id=f"{p.parent.name}/{p.name}", marks=[pytest.mark.xfail(reason=KNOWN[k], strict=True)] if (k := f"{p.parent.name}/{p.name}") in KNOWN else [])
@@ -83,7 +88,11 @@ def read_openai_sdk(server: ReplayServer) -> dict[str, Any]:
         usage = finish = cached = thought = None
         for chunk in client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True):
             if chunk.usage is not None:
-                usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                # modelwire's output is the whole output, reasoning included. Most of these APIs
+                # count reasoning inside completion_tokens; xAI counts it beside them
+                # (total = prompt + completion + reasoning). total_tokens - prompt_tokens is the
+                # whole output either way.
+                usage = (chunk.usage.prompt_tokens, chunk.usage.total_tokens - chunk.usage.prompt_tokens)
                 details = chunk.usage.prompt_tokens_details
                 cached = details.cached_tokens if details is not None else None
                 out_details = chunk.usage.completion_tokens_details
