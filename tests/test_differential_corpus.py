@@ -27,11 +27,6 @@ KNOWN = {
         " share a chunk; this recorded Gemini 3 stream sends the call, then finishReason in a later"
         " chunk, so modelwire says `stop` (needs state across frames; not fixed here)"
     ),
-    **dict.fromkeys(("xai/xai-text.chunks.txt", "xai/xai-tool-call.chunks.txt"), (
-        "xAI's completion_tokens exclude reasoning_tokens (total_tokens = prompt + completion +"
-        " reasoning: 12 + 1 + 290 = 303); the xai manifest inherits openai's usage rule, so"
-        " output_tokens is 1 where 291 were billed (needs an xai-specific usage rule; not fixed here)"
-    )),
 }
 FILES = [
     pytest.param(p, id=f"{p.parent.name}/{p.name}", marks=[pytest.mark.xfail(reason=KNOWN[k], strict=True)] if (k := f"{p.parent.name}/{p.name}") in KNOWN else [])
