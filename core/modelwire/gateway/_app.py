@@ -380,9 +380,27 @@ class _Request:
         self.status = 200
         self.ttft: float | None = None
         self.usage_sent = False
+        self.ticket: str | None = None
+        self.settled = False
+
+    async def _settle(self) -> None:
+        """Record tokens and spend and free the slot, once.
+
+        Called before the last byte of the answer goes out, so a client that
+        sends its next request as soon as it has read this one finds the
+        counters already settled (not the reservation still standing).
+        """
+        if self.settled:
+            return
+        self.settled = True
+        with anyio.CancelScope(shield=True):
+            if not self.out.complete:
+                self.gw._estimate(self.out, self.call)
+            await self.gw.settle(self.name, self.key, self.ticket, self.out)
 
     async def run(self, send: Send, receive: Receive, ticket: str | None) -> None:
         gw = self.gw
+        self.ticket = ticket
         try:
             async with anyio.create_task_group() as tg:
 
@@ -404,9 +422,7 @@ class _Request:
             self.status = 499
         finally:
             with anyio.CancelScope(shield=True):
-                if not self.out.complete:
-                    gw._estimate(self.out, self.call)
-                await gw.settle(self.name, self.key, ticket, self.out)
+                await self._settle()
                 if gw.metrics is not None:
                     gw.metrics.request(
                         (self.fmt, self.out.model, gw._provider(self.out.model), self.name), self.status,
@@ -450,10 +466,12 @@ class _Request:
         except ModelError as exc:
             status, code, message, headers = _model_error(exc)
             self.status = status
+            await self._settle()
             await _respond(send, status, _error_json(self.fmt, status, code, message), headers)
             return
         body = (_anthropic.message_body if self.fmt == "anthropic" else _openai.chat_body)(self.out, self.calls.calls())
         self.ttft = time.perf_counter() - self.started
+        await self._settle()
         await _respond(send, 200, body)
 
     async def _stream(self, send: Send) -> None:
@@ -498,16 +516,19 @@ class _Request:
                         await send({"type": "http.response.body", "body": data, "more_body": True})
                 else:
                     tail = writer.done() if fmt == "openai" else writer.done(self.usage_sent)
+                    await self._settle()
                     await send({"type": "http.response.body", "body": tail, "more_body": False})
                     return
         except ModelError as exc:
             status, code, message, headers = _model_error(exc)
             if not begun:
                 self.status = status
+                await self._settle()
                 await _respond(send, status, _error_json(fmt, status, code, message), headers)
                 return
             self.status = 200
             await send({"type": "http.response.body", "body": writer.error(status, code, message), "more_body": True})
+        await self._settle()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -555,6 +576,7 @@ def create_gateway_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> An
         ticket = await gw.admit(name, key, model, None, tokens)
         out = Outcome(model, input_tokens=tokens, output_tokens=0)
         status = 200
+        settled = False
         try:
             try:
                 spec = gw._spec(model)
@@ -565,10 +587,14 @@ def create_gateway_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> An
                 out.input_tokens, out.cost = 0, None
                 await _respond(send, status, _error_json("openai", status, code, message), extra)
                 return
+            settled = True  # before the answer goes out (see _Request._settle)
+            with anyio.CancelScope(shield=True):
+                await gw.settle(name, key, ticket, out)
             await _respond(send, 200, _openai.embeddings_body(model, vectors, as_base64, tokens))
         finally:
             with anyio.CancelScope(shield=True):
-                await gw.settle(name, key, ticket, out)
+                if not settled:
+                    await gw.settle(name, key, ticket, out)
                 if gw.metrics is not None:
                     gw.metrics.request(("embeddings", model, gw._provider(model), name), status,
                                        time.perf_counter() - started, input_tokens=out.input_tokens or 0,
