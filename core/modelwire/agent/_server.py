@@ -65,9 +65,14 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
 
     ``limit_concurrency`` N serves N concurrent connections (or requests) and
     answers the N+1th 503: uvicorn counts the new connection itself, hence N + 1.
+    The HTTP implementation is pinned to h11: uvicorn picks httptools when it
+    is installed (``uvicorn[standard]``, the gateway extra), and httptools
+    ignores ``h11_max_incomplete_event_size``, so the request-head limit
+    would silently go away.
     """
     limit = settings.limit_concurrency
     return {
+        "http": "h11",
         "limit_concurrency": limit + 1 if limit is not None else None,
         "timeout_keep_alive": settings.timeout_keep_alive,
         "h11_max_incomplete_event_size": settings.h11_max_incomplete_event_size,
