@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["Frame", "Parser", "ParserFactory"]
+__all__ = ["Frame", "Parser", "ParserFactory", "json_depth_ok"]
 
 
 class Frame(NamedTuple):
@@ -46,3 +46,20 @@ class ParserFactory(Protocol):
     """Builds a fresh parser; keyword options come from the manifest."""
 
     def __call__(self, **options: Any) -> Parser: ...
+
+
+def json_depth_ok(value: Any, limit: int) -> bool:
+    """True when arrays/objects nest at most ``limit`` deep (iterative: no recursion).
+
+    For JSON bodies that servers (the agent server, the gateway) accept from
+    clients: checked before anything walks them recursively.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return True

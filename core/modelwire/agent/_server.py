@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._errors import ModelError
+from .._frames import json_depth_ok
 from ._app import AgentRuntime
 from ._config import AgentAppConfig, ServerSettings
 from ._platform import PlatformClient
@@ -78,18 +79,6 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
         "h11_max_incomplete_event_size": settings.h11_max_incomplete_event_size,
     }
 
-
-def _json_depth_ok(value: Any, limit: int) -> bool:
-    """True when arrays/objects nest at most ``limit`` deep (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth > limit:
-                return False
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return True
 
 
 class BodyError(ValueError):
@@ -441,7 +430,7 @@ def create_asgi_app(
             return error(400, "BAD_JSON", f"the body nests deeper than {limits.max_json_depth} levels")
         except ValueError as exc:
             return error(400, "BAD_JSON", f"the body is not JSON: {exc}")
-        if not _json_depth_ok(body, limits.max_json_depth):
+        if not json_depth_ok(body, limits.max_json_depth):
             return error(400, "BAD_JSON", f"the body nests deeper than {limits.max_json_depth} levels")
         try:
             msg, session_id, metadata = parse_invoke_body(body, limits)

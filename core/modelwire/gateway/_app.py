@@ -39,13 +39,14 @@ import anyio
 
 from .._errors import ModelError, NotFoundError
 from .._events import Fallback, Finish, TextDelta, ToolCallDelta, Usage
+from .._frames import json_depth_ok
 from .._manifest.model import Model
 from .._plugins.tokenizers import count_messages
 from .._runtime.client import Runtime, ToolCallBuffer
 from .._runtime.planning import resolve_model
 from .._runtime.usage import cost as price
 from . import _anthropic, _openai
-from ._call import BodyError, Call, Outcome, error_status, json_depth_ok
+from ._call import BodyError, Call, Outcome, error_status
 from ._config import GatewayConfig, VirtualKey
 from ._counters import LocalCounters, RedisCounters
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["BodyError", "Call", "Outcome", "error_status", "json_depth_ok", "need", "positive_int", "stop_list"]
+__all__ = ["BodyError", "Call", "Outcome", "error_status", "need", "positive_int", "stop_list"]
 
 
 class BodyError(ValueError):
@@ -85,18 +85,6 @@ def error_status(kind: str, code: str) -> int:
         return 429
     return _STATUS.get(kind, 500)
 
-
-def json_depth_ok(value: Any, limit: int) -> bool:
-    """True when arrays/objects nest at most ``limit`` deep (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth > limit:
-                return False
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return True
 
 
 def need(body: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str, *, required: bool = False) -> Any:
