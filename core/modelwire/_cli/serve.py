@@ -7,17 +7,7 @@ import sys
 from typing import Any
 
 from .._errors import InvalidRequestError
-
-
-def _is_loopback_host(host: str) -> bool:
-    import ipaddress
-
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+from .run import _is_loopback_host  # the same bind check as `modelwire run`
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
