@@ -1,8 +1,9 @@
 """Checking a pipeline against a tool registry and compiling it into a :class:`~._plan.PipelinePlan`.
 
 :func:`compile_pipeline` reports, each naming the place: unknown tools,
-unknown or missing dependencies, cycles, bad expressions, unmapped input
-ports, and the build-time IO check (:mod:`._iocheck`: each value a step's
+unknown pipelines (a step may run another pipeline), unknown or missing
+dependencies, cycles, bad expressions, unmapped input ports, and the
+build-time IO check (:mod:`._iocheck`: each value a step's
 output may hold must fit the input port it feeds). A step depends on every
 step its expressions name, plus those in ``depends_on``.
 """
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from .._manifest.expr import Expr
 
 __all__ = [
+    "PIPELINE_NAME",
     "compile_pipeline",
     "name_hint",
 ]
@@ -36,6 +38,8 @@ __all__ = [
 
 PathT = tuple["str | int", ...]
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: dot-separated parts, as files name them (``summarize.pipeline``)
+PIPELINE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*\Z")
 
 _LEFT_ONLY = {"index_expression", "projection", "value_projection", "filter_projection", "pipe", "flatten"}
 _ALL_CHILDREN = {
@@ -188,9 +192,16 @@ def _literal_value(value: Any) -> tuple[bool, Any]:
 
 
 class _Compiler:
-    def __init__(self, pipeline: Pipeline, registry: ToolRegistry | None) -> None:
+    def __init__(
+        self, pipeline: Pipeline, registry: ToolRegistry | None, pipelines: Mapping[str, Tool | None]
+    ) -> None:
         self.p = pipeline
         self.registry = registry
+        #: pipelines a step may run, as tools (None: known, but invalid: reported on its own)
+        self.pipelines = pipelines
+        self.subs: dict[str, Tool] = {}
+        #: the ``input.NAME`` read (None once ``input`` is read as a whole)
+        self.reads: set[str] | None = set()
         self.issues = _Issues(pipeline)
         self.steps = {s.name: s for s in pipeline.steps}
         self.tools: dict[str, Tool] = {}
@@ -217,10 +228,32 @@ class _Compiler:
         self.issues.add(path, f"unknown tool {name!r}{name_hint(name, self.registry.names())}")
         return None
 
+    def sub(self, name: str, path: PathT) -> Tool | None:
+        """The pipeline a step runs, as a tool; an unknown one is an issue."""
+        if self.registry is None:
+            return None
+        if name == self.p.name:
+            self.issues.add(path, f"pipeline {name!r} cannot run itself")
+            return None
+        if name not in self.pipelines:
+            self.issues.add(path, f"unknown pipeline {name!r}{name_hint(name, self.pipelines)}")
+            return None
+        tool = self.pipelines[name]
+        if tool is not None:
+            self.subs[name] = tool
+        return tool
+
+    def _alternative(self, label: str, name: str) -> Tool | None:
+        return self.subs.get(name) if label == "pipeline" else self.tools.get(name)
+
     def run(self) -> PipelinePlan | None:
         p, add = self.p, self.issues.add
-        if not _NAME_RE.match(p.name):
-            add((), f"pipeline name {p.name!r} must be an identifier (letters, digits, _)")
+        if not PIPELINE_NAME.match(p.name):
+            add(
+                (),
+                f"pipeline name {p.name!r} must be letters, digits, _ and -, "
+                "in parts separated by dots (summarize.pipeline)",
+            )
         if p.inputs is not None:
             self._check_input_schemas(p.inputs)
         seen: set[str] = set()
@@ -257,7 +290,8 @@ class _Compiler:
                 compiled[step.name] = built
         if self.issues.items or order is None:
             return None
-        return PipelinePlan(pipeline=p, steps=tuple(compiled[n] for n in order), outputs=outputs)
+        reads = None if self.reads is None else tuple(sorted(self.reads))
+        return PipelinePlan(pipeline=p, steps=tuple(compiled[n] for n in order), outputs=outputs, reads=reads)
 
     def _check_input_schemas(self, inputs: Mapping[str, Any]) -> None:
         import jsonschema
@@ -283,10 +317,11 @@ class _Compiler:
             elif dep not in deps:
                 deps.append(dep)
         self.deps[step.name] = deps
-        if step.tool is None and not step.branches:
-            add(base, f"step {step.name!r} needs a `tool` or `parallel` branches")
-        if step.tool is not None and step.branches:
-            add(base, f"step {step.name!r} has both a `tool` and `parallel` branches; pick one")
+        kinds = [k for k, v in (("tool", step.tool), ("pipeline", step.pipeline), ("parallel", step.branches)) if v]
+        if not kinds:
+            add(base, f"step {step.name!r} needs a `tool`, a `pipeline` or `parallel` branches")
+        if len(kinds) > 1:
+            add(base, f"step {step.name!r} has {' and '.join(f'`{k}`' for k in kinds)}; pick one")
         if step.branches and step.fallback:
             add((*base, "fallback"), "a parallel step takes fallbacks per branch, not for the whole step")
         if step.mode not in ("all", "first"):
@@ -302,6 +337,8 @@ class _Compiler:
         mappings: list[tuple[PathT, Mapping[str, Any]]] = [((*base, "inputs"), step.inputs)]
         if step.tool is not None:
             self.tool(step.tool, (*base, "tool"))
+        if step.pipeline is not None:
+            self.sub(step.pipeline, (*base, "pipeline"))
         names: set[str] = set()
         for b, branch in enumerate(step.branches):
             bbase = self._call_base(step, b, None)
@@ -360,6 +397,7 @@ class _Compiler:
             if not isinstance(root, str):
                 continue
             if root == INPUT:
+                self._read(ref)
                 inputs = self.p.inputs
                 if inputs is not None and len(ref) > 1 and ref[1] not in inputs:
                     self.issues.add(
@@ -375,6 +413,14 @@ class _Compiler:
                 continue
             if step is not None and root not in self.deps[step]:
                 self.deps[step].append(root)
+
+    def _read(self, ref: PathT) -> None:
+        if self.reads is None:
+            return
+        if len(ref) > 1 and isinstance(ref[1], str):
+            self.reads.add(ref[1])
+        else:
+            self.reads = None
 
     def _order(self) -> list[str] | None:
         """A topological order; a cycle is reported (``a -> b -> a``) and gives None."""
@@ -412,10 +458,11 @@ class _Compiler:
         def known(name: str) -> Tool | None:
             return self.tools.get(name)
 
-        if step.tool is not None:
+        head = _head(step)
+        if head is not None:
             out: list[_Shape] = []
-            for label, name in [("tool", step.tool)] + [("fallback tool", c.tool) for c in step.fallback]:
-                tool = known(name)
+            for label, name in [head] + [("fallback tool", c.tool) for c in step.fallback]:
+                tool = self._alternative(label, name)
                 if tool is not None:
                     out.append(_shape_of(tool, f"{label} {name!r}"))
             return out
@@ -439,12 +486,13 @@ class _Compiler:
     def _compile_step(self, step: Step, exprs: dict[tuple[str, PathT], Expr]) -> CompiledStep | None:
         when = exprs.get((step.name, ("steps", step.name, "when")))
         branches: list[CompiledBranch] = []
-        if step.tool is not None:
-            chain = self._chain(step, None, step.tool, step.inputs, step.timeout, step.retry, step.fallback, exprs)
+        head = _head(step)
+        if head is not None:
+            chain = self._chain(step, None, head, step.inputs, step.timeout, step.retry, step.fallback, exprs)
             branches.append(CompiledBranch(None, chain))
         for b, branch in enumerate(step.branches):
             chain = self._chain(
-                step, b, branch.tool,
+                step, b, ("tool", branch.tool),
                 branch.inputs if branch.inputs is not None else step.inputs,
                 branch.timeout if branch.timeout is not None else step.timeout,
                 branch.retry or step.retry,
@@ -466,7 +514,7 @@ class _Compiler:
         self,
         step: Step,
         branch: int | None,
-        tool_name: str,
+        head: tuple[str, str],
         inputs: Mapping[str, Any],
         timeout: float | None,
         retry: RetryPolicy,
@@ -478,7 +526,7 @@ class _Compiler:
         mapping_base = first_base if (branch is not None and own_inputs) else ("steps", step.name)
         calls: list[CompiledCall] = []
         entries: list[tuple[str, str, Mapping[str, Any], PathT, bool, float | None, RetryPolicy]] = [
-            ("tool", tool_name, inputs, mapping_base, branch is not None and not own_inputs, timeout, retry)
+            (*head, inputs, mapping_base, branch is not None and not own_inputs, timeout, retry)
         ]
         for f, call in enumerate(fallback):
             fbase = self._call_base(step, branch, f)
@@ -495,11 +543,12 @@ class _Compiler:
                 )
             )
         for label, name, mapping, mbase, inherited, t, r in entries:
-            tool = self.tools.get(name)
+            tool = self._alternative(label, name)
             if tool is None:
                 continue
             feeds = self._feeds(step, tool, mapping, mbase, inherited, exprs)
-            calls.append(CompiledCall(tool, f"{label} {name!r}", tuple(feeds), t, r))
+            pipeline = name if label == "pipeline" else None
+            calls.append(CompiledCall(tool, f"{label} {name!r}", tuple(feeds), t, r, pipeline))
         return tuple(calls)
 
     def _feeds(
@@ -558,6 +607,7 @@ class _Compiler:
                 expr = compile_expr(f"{_quote(providers[0])}.{_quote(port.name)}")
             elif self.p.inputs is None or port.name in self.p.inputs:
                 expr = compile_expr(f"{INPUT}.{_quote(port.name)}")
+                self._read((INPUT, port.name))
             elif "default" in port.schema:
                 continue
             else:
@@ -642,16 +692,29 @@ class _Compiler:
             self.issues.add(path, f"{target} is fed by {origin}{via}: {problem}")
 
 
+def _head(step: Step) -> tuple[str, str] | None:
+    """What a non-parallel step runs first: ``("tool", name)`` or ``("pipeline", name)``."""
+    if step.tool is not None:
+        return "tool", step.tool
+    if step.pipeline is not None:
+        return "pipeline", step.pipeline
+    return None
+
+
 def compile_pipeline(
-    pipeline: Pipeline, registry: ToolRegistry | None
+    pipeline: Pipeline,
+    registry: ToolRegistry | None,
+    pipelines: Mapping[str, Tool | None] | None = None,
 ) -> tuple[PipelinePlan | None, list[ManifestIssue]]:
     """Check a pipeline (against ``registry`` when given) and build its plan.
 
-    Returns ``(plan, [])`` or ``(None, issues)``. Without a registry only the
-    structure is checked (names, dependencies, cycles, expressions) and no
-    plan is built.
+    ``pipelines`` are the pipelines a step may run, each as a tool (see
+    :func:`~._plan.node_manifest`; the orchestrator passes the registered
+    ones). Returns ``(plan, [])`` or ``(None, issues)``. Without a registry
+    only the structure is checked (names, dependencies, cycles,
+    expressions) and no plan is built.
     """
-    compiler = _Compiler(pipeline, registry)
+    compiler = _Compiler(pipeline, registry, pipelines or {})
     plan = compiler.run()
     issues = sorted(compiler.issues.items, key=lambda i: (i.file or "", i.line or 0))
     if registry is None:

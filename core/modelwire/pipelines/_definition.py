@@ -2,7 +2,9 @@
 
 A pipeline is a graph of steps. A step calls a tool (with a per-attempt
 ``timeout``, a ``retry`` policy and a sequential ``fallback`` list of other
-tools), or runs ``parallel`` branches aggregated ``mode: all`` (every branch
+tools), runs another registered ``pipeline`` as one node (its declared
+inputs and outputs are the node's ports; retry, timeout and fallback apply
+as to a tool), or runs ``parallel`` branches aggregated ``mode: all`` (every branch
 must succeed; the step's outputs are ``{branch: outputs}``) or
 ``mode: first`` (the first branch to succeed wins, the others are cancelled;
 the step's outputs are the winner's).
@@ -120,7 +122,7 @@ class Branch:
 
 @attrs.frozen
 class Step:
-    """One node of a pipeline: a ``tool`` call or a set of parallel ``branches``.
+    """One node of a pipeline: a ``tool`` call, a nested ``pipeline`` or parallel ``branches``.
 
     ``inputs`` maps each input port to an expression string over the scope
     (``"geocode.lat"``), a plain literal (``3``, ``[1, 2]``) or
@@ -132,10 +134,16 @@ class Step:
     ``when`` skips the step when false. A step whose dependency was skipped
     is skipped too, unless ``on_skipped="run"`` (skipped steps read as null).
     ``timeout`` is per attempt, in seconds.
+
+    ``pipeline`` names another pipeline (registered first, or in the same
+    files) run as this node: its ``inputs`` are the node's input ports (when
+    it declares none, the ``input.NAME`` its expressions read) and its
+    ``outputs`` the node's outputs (when it declares none, one per step).
     """
 
     name: str
     tool: str | None = None
+    pipeline: str | None = None
     inputs: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
     depends_on: tuple[str, ...] = attrs.field(default=(), converter=_names)
     when: str | None = None
@@ -158,6 +166,7 @@ class Pipeline:
     returns every step's outputs by step name.
     """
 
+    #: letters, digits, ``_`` and ``-``, in dot-separated parts (``summarize.pipeline``)
     name: str
     steps: tuple[Step, ...] = attrs.field(converter=_steps)
     inputs: dict[str, dict[str, Any]] | None = attrs.field(default=None, converter=_opt_dict)

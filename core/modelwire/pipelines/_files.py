@@ -12,8 +12,8 @@ import attrs
 from .._errors import ManifestError, ManifestIssue
 from .._manifest.sources import read_source
 from .._manifest.structure import converter, describe, issues_from
-from .._manifest.yaml import Located, expand_env, read_yaml
-from ..tools import ToolRegistry
+from .._manifest.yaml import Located, expand_env, format_path, read_yaml
+from ..tools import Tool, ToolRegistry
 from ._compiler import compile_pipeline
 from ._definition import (
     Branch,
@@ -25,6 +25,7 @@ from ._definition import (
     _retry,
     _retry_default,
 )
+from ._plan import node_manifest
 
 __all__ = [
     "load_pipelines",
@@ -53,6 +54,7 @@ class _BranchDoc:
 @attrs.frozen
 class _StepDoc:
     tool: str | None = None
+    pipeline: str | None = None
     parallel: dict[str, str | _BranchDoc] | None = None
     mode: Literal["all", "first"] = "all"
     inputs: dict[str, Any] = attrs.Factory(dict)
@@ -105,6 +107,7 @@ def _from_doc(name: str, doc: _PipelineDoc, source: Located) -> Pipeline:
             Step(
                 name=sname,
                 tool=s.tool,
+                pipeline=s.pipeline,
                 inputs=s.inputs,
                 depends_on=_names(s.depends_on),
                 when=s.when,
@@ -161,11 +164,13 @@ def read_pipelines(
     registry: ToolRegistry | None,
     *,
     env: Mapping[str, str] | None = None,
+    pipelines: Mapping[str, Tool | None] | None = None,
 ) -> tuple[list[Pipeline], list[ManifestIssue]]:
     """Like :func:`load_pipelines`, but returns every issue instead of raising."""
     sources = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    pipelines: list[Pipeline] = []
+    found: list[Pipeline] = []
     issues: list[ManifestIssue] = []
+    reported: dict[str, set[str | None]] = {}
     origin: dict[str, str] = {}
     for source in sources:
         label = os.fspath(source)
@@ -175,11 +180,9 @@ def read_pipelines(
             issues.append(ManifestIssue(f"cannot read pipelines: {exc}", file=label))
             continue
         for file, data in raw:
-            found, problems = parse_pipelines(data, file, env)
+            parsed, problems = parse_pipelines(data, file, env)
             issues.extend(problems)
-            # a field already reported (an unset ${VAR}) gets no second issue
-            reported = {i.path for i in problems}
-            for pipeline in found:
+            for pipeline in parsed:
                 prev = origin.get(pipeline.name)
                 if prev is not None:
                     assert pipeline.source is not None
@@ -191,10 +194,53 @@ def read_pipelines(
                     )
                     continue
                 origin[pipeline.name] = file
-                _plan, problems = compile_pipeline(pipeline, registry)
-                issues.extend(i for i in problems if i.path not in reported)
-                pipelines.append(pipeline)
-    return pipelines, issues
+                # a field already reported (an unset ${VAR}) gets no second issue
+                reported[pipeline.name] = {i.path for i in problems}
+                found.append(pipeline)
+    ordered, cycles = _nesting_order(found)
+    issues.extend(cycles)
+    # dependencies come first, so None here is a pipeline in a cycle or with errors (reported)
+    known: dict[str, Tool | None] = {**(pipelines or {}), **{p.name: None for p in ordered}}
+    for pipeline in ordered:
+        plan, problems = compile_pipeline(pipeline, registry, known)
+        issues.extend(i for i in problems if i.path not in reported[pipeline.name])
+        known[pipeline.name] = None if plan is None else Tool(node_manifest(plan), _checked_only)
+    return ordered, issues
+
+
+def _checked_only(**_inputs: Any) -> None:  # pragma: no cover - read_pipelines never runs a pipeline
+    raise AssertionError("read_pipelines only checks pipelines; an Orchestrator runs them")
+
+
+def _nesting_order(found: list[Pipeline]) -> tuple[list[Pipeline], list[ManifestIssue]]:
+    """The pipelines, each after those its steps run (else file order); a cycle is an issue."""
+    by_name = {p.name: p for p in found}
+    order: list[Pipeline] = []
+    state: dict[str, int] = {}
+    issues: list[ManifestIssue] = []
+
+    def visit(p: Pipeline, trail: list[str]) -> None:
+        state[p.name] = 1
+        trail.append(p.name)
+        for step in p.steps:
+            sub = by_name.get(step.pipeline or "")
+            if sub is None or sub.name == p.name:
+                continue  # unknown, or itself: the compiler says so
+            if state.get(sub.name) == 1:
+                cycle = " -> ".join([*trail[trail.index(sub.name):], sub.name])
+                where = ("pipelines", p.name, "steps", step.name, "pipeline")
+                message = f"pipelines run each other in a cycle: {cycle}"
+                issues.append(p.source.issue(where, message) if p.source else ManifestIssue(message, path=format_path(where)))
+            elif sub.name not in state:
+                visit(sub, trail)
+        trail.pop()
+        state[p.name] = 2
+        order.append(p)
+
+    for p in found:
+        if p.name not in state:
+            visit(p, [])
+    return order, issues
 
 
 def load_pipelines(
@@ -202,15 +248,18 @@ def load_pipelines(
     registry: ToolRegistry | None,
     *,
     env: Mapping[str, str] | None = None,
+    pipelines: Mapping[str, Tool | None] | None = None,
 ) -> list[Pipeline]:
     """Load pipelines from YAML/JSON files or directories and check them.
 
     With a ``registry``: every tool must exist and the IO check must pass
-    (``None`` checks the structure only). Raises one
+    (``None`` checks the structure only). A step may run a pipeline of the
+    same files or of ``pipelines`` (name -> its node tool); the list comes
+    back in that order, each pipeline after those it runs. Raises one
     :class:`~modelwire.ManifestError` (code ``PIPELINE_INVALID``) listing
     every issue with its file, field path and line.
     """
-    pipelines, issues = read_pipelines(paths, registry, env=env)
+    found, issues = read_pipelines(paths, registry, env=env, pipelines=pipelines)
     if issues:
         raise ManifestError(issues=issues, code="PIPELINE_INVALID")
-    return pipelines
+    return found

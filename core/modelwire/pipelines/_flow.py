@@ -98,6 +98,41 @@ class Flow:
             )
         )
 
+    def add_pipeline_node(
+        self,
+        name: str,
+        pipeline: str,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        depends_on: str | Iterable[str] = (),
+        when: str | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | int | None = None,
+        fallback: Iterable[str | FallbackTool] = (),
+        on_skipped: Literal["skip", "run"] = "skip",
+        description: str = "",
+    ) -> Flow:
+        """A step that runs the pipeline named ``pipeline`` (registered first) as one node.
+
+        Its declared inputs are the node's input ports, its outputs the
+        node's outputs (``summary.text``). ``timeout`` bounds the whole
+        nested run; ``retry`` and ``fallback`` (tools) apply as to a tool.
+        """
+        return self._add(
+            Step(
+                name=name,
+                pipeline=pipeline,
+                inputs=dict(inputs or {}),
+                depends_on=_names(depends_on),
+                when=when,
+                timeout=timeout,
+                retry=_retry_default(retry),
+                fallback=_calls(fallback),
+                on_skipped=on_skipped,
+                description=description,
+            )
+        )
+
     def add_parallel_node(
         self,
         name: str,

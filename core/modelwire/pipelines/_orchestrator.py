@@ -35,13 +35,13 @@ import attrs
 
 from .._errors import InvalidRequestError, ManifestError, NotFoundError
 from .._manifest.expr import is_true
-from ..tools import AgentContext, ToolError, ToolRegistry, call_tool
+from ..tools import AgentContext, Tool, ToolContext, ToolError, ToolRegistry, call_tool
 from ._compiler import compile_pipeline
 from ._definition import Pipeline
 from ._errors import PipelineError
 from ._files import load_pipelines
 from ._flow import Flow
-from ._plan import INPUT, CompiledBranch, CompiledCall, CompiledStep, PipelinePlan
+from ._plan import INPUT, CompiledBranch, CompiledCall, CompiledStep, PipelinePlan, node_manifest
 
 if TYPE_CHECKING:
     import os
@@ -57,7 +57,8 @@ class StepResult:
     """What one step did: ``ok`` (with its outputs) or ``skipped``.
 
     ``tool`` is the tool whose outputs were used (a fallback's, or the
-    winning branch's in ``mode: first``), ``attempts`` the calls it took.
+    winning branch's in ``mode: first``; for a step that runs a pipeline,
+    that pipeline's name), ``attempts`` the calls it took.
     """
 
     name: str
@@ -100,6 +101,8 @@ class Orchestrator:
         #: asked before a tool that declares permissions runs (None: no check)
         self.permit = permit
         self._plans: dict[str, PipelinePlan] = {}
+        #: each registered pipeline as a tool, for steps that run it
+        self._nodes: dict[str, Tool | None] = {}
 
     # -- registration ---------------------------------------------------------------
     def register_pipeline(self, pipeline: Pipeline | Flow) -> Pipeline:
@@ -107,7 +110,8 @@ class Orchestrator:
 
         Raises :class:`~modelwire.ManifestError` (``PIPELINE_INVALID``) listing
         every problem: unknown tools, unknown dependencies, cycles, unmapped
-        input ports, outputs that do not fit the inputs they feed.
+        input ports, outputs that do not fit the inputs they feed. A step
+        may run a pipeline registered before this one.
         """
         if isinstance(pipeline, Flow):
             pipeline = pipeline.to_pipeline()
@@ -115,17 +119,27 @@ class Orchestrator:
             raise InvalidRequestError(
                 f"pipeline {pipeline.name!r} is registered already", code="PIPELINE_DUPLICATE", pipeline=pipeline.name
             )
-        plan, issues = compile_pipeline(pipeline, self.registry)
+        plan, issues = compile_pipeline(pipeline, self.registry, self._nodes)
         if issues or plan is None:
             raise ManifestError(issues=issues, code="PIPELINE_INVALID", pipeline=pipeline.name)
         self._plans[pipeline.name] = plan
+        self._nodes[pipeline.name] = Tool(node_manifest(plan), self._node_fn(pipeline.name))
         return pipeline
+
+    def _node_fn(self, name: str) -> Any:
+        async def run_pipeline(ctx: ToolContext, **inputs: Any) -> dict[str, Any]:
+            return (await self.execute(name, inputs, ctx.agent)).outputs
+
+        return run_pipeline
 
     def load_pipelines(
         self, *paths: str | os.PathLike[str], env: Mapping[str, str] | None = None
     ) -> list[Pipeline]:
-        """Load pipeline files (see :func:`modelwire.load_pipelines`) and register each."""
-        pipelines = load_pipelines(paths, self.registry, env=env)
+        """Load pipeline files (see :func:`modelwire.load_pipelines`) and register each.
+
+        Their steps may run pipelines registered already or loaded here.
+        """
+        pipelines = load_pipelines(paths, self.registry, env=env, pipelines=self._nodes)
         for pipeline in pipelines:
             self.register_pipeline(pipeline)
         return pipelines

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..tools import Tool
+from ..tools import Port, Tool, ToolManifest
 from ._definition import Pipeline, RetryPolicy
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ __all__ = [
     "CompiledStep",
     "Feed",
     "PipelinePlan",
+    "node_manifest",
 ]
 
 
@@ -43,6 +44,8 @@ class CompiledCall:
     feeds: tuple[Feed, ...]
     timeout: float | None
     retry: RetryPolicy
+    #: the pipeline this call runs (``tool`` is its node form), else None
+    pipeline: str | None = None
 
 
 @attrs.frozen
@@ -68,3 +71,25 @@ class PipelinePlan:
     #: in a topological order
     steps: tuple[CompiledStep, ...]
     outputs: dict[str, Expr] | None
+    #: the ``input.NAME`` it reads (declared or not); None: it reads ``input`` as a whole
+    reads: tuple[str, ...] | None = ()
+
+
+def node_manifest(plan: PipelinePlan) -> ToolManifest:
+    """A pipeline seen from a step that runs it: its inputs and outputs as ports.
+
+    Declared ``inputs`` keep their schemas; undeclared, the node takes the
+    inputs the pipeline reads, any value, each optional. Declared
+    ``outputs`` are the node's outputs; undeclared, one object per step
+    (absent when the step was skipped).
+    """
+    p = plan.pipeline
+    if p.inputs is not None:
+        inputs = [Port(name, dict(schema)) for name, schema in p.inputs.items()]
+    else:
+        inputs = [Port(name, {}, required=False) for name in plan.reads or ()]
+    if p.outputs is not None:
+        outputs = [Port(name, {}) for name in p.outputs]
+    else:
+        outputs = [Port(s.name, {"type": "object"}, required=False) for s in p.steps]
+    return ToolManifest(name=p.name, description=p.description, inputs=inputs, outputs=outputs)
