@@ -460,22 +460,16 @@ def test_example_as_the_readme_runs_it() -> None:
 
     if importlib.util.find_spec("modelwire.tools._mcp") is None:
         pytest.skip("modelwire.tools._mcp (the MCP client) is not in this tree yet")
-    model_port, mcp_port, port = free_port(), free_port(), free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELWIRE_")}
-    env.update({
-        "MODELWIRE_LOAD_PLUGINS": ",".join(CLEAN_PLUGINS), "MODEL_PORT": str(model_port), "MCP_PORT": str(mcp_port),
-        "MODEL_BASE_URL": f"http://127.0.0.1:{model_port}/openai/v1", "CLOCK_MCP_URL": f"http://127.0.0.1:{mcp_port}/mcp",
-    })
-    backends = subprocess.Popen([sys.executable, str(EXAMPLE / "offline_backends.py")], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    server = None
+    env["MODELWIRE_LOAD_PLUGINS"] = ",".join(CLEAN_PLUGINS)
+    # the backends pick free ports and run the server with MODEL_BASE_URL / CLOCK_MCP_URL set
+    server = subprocess.Popen(
+        [sys.executable, str(EXAMPLE / "offline_backends.py"), "--",
+         modelwire_script(), "run", str(EXAMPLE), "--port", str(port), "--no-platform", "--log-level", "warning"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
     try:
-        wait_port(model_port, backends)
-        wait_port(mcp_port, backends)
-        server = subprocess.Popen(
-            [modelwire_script(), "run", str(EXAMPLE), "--port", str(port), "--no-platform", "--log-level", "warning"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
         wait_port(port, server)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as c:
             events = invoke(c, {"message": "What time is it?"})
@@ -484,14 +478,13 @@ def test_example_as_the_readme_runs_it() -> None:
         assert "Right now it is" in "".join(m["content"] for m in msgs[1:-1])
         assert events[-1] == (None, DONE)
     finally:
-        for proc in (server, backends):
-            if proc is not None:
-                proc.terminate()
-                try:
-                    proc.communicate(timeout=TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.communicate()
+        server.terminate()  # passed on to `modelwire run`; then the backends stop
+        try:
+            server.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, server.returncode
 
 
 # -- the platform client -----------------------------------------------------------------------
