@@ -426,7 +426,8 @@ def _example_module() -> Iterator[None]:
 
 @pytest.mark.usefixtures("_example_module")
 def test_example_app_with_a_stub_mcp_client(model: ReplayServer) -> None:
-    env = {"MODEL_BASE_URL": model.url_for("openai")}
+    # the stub client never connects; the URL only has to be set
+    env = {"MODEL_BASE_URL": model.url_for("openai"), "CLOCK_MCP_URL": "http://127.0.0.1:9/mcp"}
     agent = AgentRuntime(EXAMPLE / "agentapp.yaml", env=env, mcp_client_factory=ClockStub, install=False)
     with serve(agent) as (url, _server), httpx.Client(base_url=url, timeout=TIMEOUT) as c:
         assert c.get("/health").json()["tools"] == ["current_time"]
