@@ -32,7 +32,7 @@ def listening_socket() -> socket.socket:
 @contextmanager
 def running_gateway(
     srv: Any, config: GatewayConfig | None = None, *, manifests: list[str] | None = None,
-    redis: str | None = None, env: dict[str, str] | None = None,
+    redis: str | None = None, env: dict[str, str] | None = None, http: str | None = None,
 ) -> Iterator[tuple[str, Gateway]]:
     """Serve a gateway over ``srv`` (a ReplayServer) in a thread; yields (base URL, gateway)."""
     import uvicorn
@@ -41,7 +41,10 @@ def running_gateway(
     port = sock.getsockname()[1]
     gw = Gateway(config, manifests=manifests or ["builtin:*"], redis=redis,
                  env={**provider_env(srv), **(env or {})})
-    server = uvicorn.Server(uvicorn.Config(**uvicorn_config(create_gateway_app(gw), "127.0.0.1", port, config)))
+    options = uvicorn_config(create_gateway_app(gw), "127.0.0.1", port, config)
+    if http is not None:  # another HTTP implementation than the gateway's own choice
+        options["http"] = http
+    server = uvicorn.Server(uvicorn.Config(**options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -8,6 +8,7 @@ client's close is tests/servers/held.py.
 from __future__ import annotations
 
 import json
+import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +155,44 @@ def test_a_client_disconnect_cancels_the_upstream_call_and_bills_what_was_produc
         assert spent["requests"] == 1
         assert spent["output_tokens"] == approx.count("Hello there")  # only what was produced
         assert spent["input_tokens"] > 0
+
+
+# -- hostile request heads: bounded under either HTTP implementation ------------------------
+
+
+@pytest.mark.parametrize("impl", ["default", "h11"])
+def test_an_endless_request_head_is_refused_not_buffered(impl: str) -> None:
+    """httptools keeps a header value until it ends and uvicorn bounds it only under h11:
+    the gateway's protocol counts head bytes itself, so the limit holds with both."""
+    from modelwire.gateway import GatewayServer
+    from modelwire.gateway._serve import uvicorn_config
+
+    config = GatewayConfig(server=GatewayServer(h11_max_incomplete_event_size=4096))
+    chosen = uvicorn_config(None, "127.0.0.1", 0, config)["http"]
+    if impl == "default":
+        # httptools is installed with the test extra, as with the gateway extra: it is the one used
+        assert getattr(chosen, "__name__", chosen) == "BoundedHttpToolsProtocol"
+    with ReplayServer(default=Script(text="fine")) as srv, running_gateway(
+        srv, config, http=None if impl == "default" else "h11"
+    ) as (url, _gw):
+        port = int(url.rsplit(":", 1)[1])
+        sent = 0
+        answer = b""
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            try:
+                while sent < 64 * 2**20:  # 64 MB: far past any buffer that is not bounded
+                    sock.sendall(b"a" * 65536)
+                    sent += 65536
+            except OSError:
+                pass  # the server closed the connection: what is asserted below
+            try:
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            except OSError:
+                pass  # a reset after the answer
+        assert sent < 8 * 2**20, f"the server read {sent} bytes of one header"
+        assert answer == b"" or answer.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), answer[:80]
+        # a request with a small head and a 1 MB body is not counted as head
+        big = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x" * 2**20}]}
+        assert httpx.post(url + "/v1/chat/completions", json=big, timeout=TIMEOUT).status_code == 200

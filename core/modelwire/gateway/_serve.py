@@ -40,11 +40,21 @@ def uvicorn_config(app: Any, host: str, port: int, config: Any = None, **kwargs:
     limit = srv.limit_concurrency
     return {
         "app": app, "host": host, "port": port, "log_level": "warning", "access_log": False,
+        "http": _http_protocol(),
         "limit_concurrency": limit + 1 if limit is not None else None,
         "timeout_keep_alive": srv.timeout_keep_alive,
         "h11_max_incomplete_event_size": srv.h11_max_incomplete_event_size,
         "lifespan": "on", **kwargs,
     }
+
+
+def _http_protocol() -> Any:
+    """httptools (faster) with the head limit added, when installed; else h11, which has its own."""
+    try:
+        from ._httptools import BoundedHttpToolsProtocol
+    except ImportError:  # httptools is in the gateway extra; without it uvicorn falls back too
+        return "h11"
+    return BoundedHttpToolsProtocol
 
 
 def serve(
