@@ -268,6 +268,81 @@ def test_google_genai_agrees_on_text_and_thoughts(server: ReplayServer, rt: mode
     assert chunks[-1].usage_metadata.thoughts_token_count == ours.usage.reasoning_tokens
 
 
+# -- Gemini thought signatures on function calls go back with the call -------------
+# Shape: Gemini API "Thought signatures" docs (a thinking model's functionCall part
+# carries thoughtSignature; Gemini 3 answers 400 when the next turn leaves it out)
+# and googleapis/python-genai types.py (Part.thought_signature, bytes, base64 on the wire).
+SIGNATURE = "CiIBVKhc7oDkZ2uWZ3c0x1d0cGx1c2lnbmF0dXJlLWJ5dGVz"
+GEMINI_SIGNED_CALL = sse(
+    (None, {"candidates": [{"content": {"parts": [
+        {"text": "I should look the weather up.", "thought": True},
+        {"functionCall": {"name": "weather", "args": {"city": "Paris"}}, "thoughtSignature": SIGNATURE}],
+        "role": "model"}, "index": 0}],
+        "modelVersion": "gemini-3-pro-preview", "responseId": "r2"}),
+    (None, {"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP",
+                            "index": 0}],
+            "usageMetadata": {"promptTokenCount": 40, "candidatesTokenCount": 8, "thoughtsTokenCount": 12,
+                              "totalTokenCount": 60},
+            "modelVersion": "gemini-3-pro-preview", "responseId": "r2"}),
+)
+GEMINI_FINAL = sse(
+    (None, {"candidates": [{"content": {"parts": [{"text": "Sunny in Paris."}], "role": "model"},
+                            "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 70, "candidatesTokenCount": 4, "totalTokenCount": 74},
+            "modelVersion": "gemini-3-pro-preview", "responseId": "r3"}),
+)
+
+
+def test_gemini_call_signature_is_read_and_sent_back_by_the_tool_loop(
+    server: ReplayServer, rt: modelwire.SyncRuntime
+) -> None:
+    from modelwire.tools import run_tools_sync, tool
+
+    @tool
+    def weather(city: str) -> str:
+        return f"sunny in {city}"
+
+    server.push(reply(GEMINI_SIGNED_CALL))
+    first = rt.generate("gemini-2.5-flash", "weather in Paris?")
+    assert [(c.name, c.signature) for c in first.tool_calls] == [("weather", SIGNATURE)]
+    assert first.finish_reason == "tool_calls"
+    assert first.message()["tool_calls"][0]["signature"] == SIGNATURE
+
+    server.push(reply(GEMINI_SIGNED_CALL))
+    server.push(reply(GEMINI_FINAL))
+    events = list(run_tools_sync(rt, "gemini-2.5-flash", "weather in Paris?", tools=[weather]))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Sunny in Paris."
+    model_turn = server.requests[-1].json["contents"][1]
+    assert model_turn["role"] == "model"
+    assert model_turn["parts"] == [
+        {"functionCall": {"name": "weather", "args": {"city": "Paris"}}, "thoughtSignature": SIGNATURE}
+    ]
+
+
+def test_gemini_unsigned_calls_send_no_signature(server: ReplayServer, rt: modelwire.SyncRuntime) -> None:
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "name": "weather", "arguments": "{}"}]},
+        {"role": "tool", "tool_call_id": "c1", "name": "weather", "content": "sunny"},
+    ]
+    server.push(reply(GEMINI_FINAL))
+    rt.generate("gemini-2.5-flash", messages=messages)
+    assert server.requests[-1].json["contents"][1]["parts"] == [{"functionCall": {"name": "weather", "args": {}}}]
+
+
+def test_google_genai_reads_the_same_call_signature(server: ReplayServer, rt: modelwire.SyncRuntime) -> None:
+    import base64
+
+    genai = pytest.importorskip("google.genai")
+    server.push(reply(GEMINI_SIGNED_CALL))
+    ours = rt.generate("gemini-2.5-flash", "weather?")
+    server.push(reply(GEMINI_SIGNED_CALL))
+    client = genai.Client(api_key="k", http_options={"base_url": server.url_for("gemini")})
+    chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="weather?"))
+    signed = [p for c in chunks for p in c.candidates[0].content.parts if p.function_call]
+    assert [base64.b64encode(p.thought_signature).decode() for p in signed] == [c.signature for c in ours.tool_calls]
+
+
 # -- defect 4: delta.content as a list of typed parts ---------------------------------
 # Shape: Mistral's reasoning models (docs.mistral.ai "Reasoning": content is a list
 # of {"type": "thinking", "thinking": [{"type": "text", ...}]} and {"type": "text"}

@@ -55,12 +55,15 @@ class ToolCallDelta(Event):
     """A piece of a tool call; pieces with one ``index`` add up to one call.
 
     ``id`` and ``name`` usually come once, ``arguments`` (a JSON text) in pieces.
+    ``signature`` is an opaque token a provider binds to the call (Gemini's
+    ``thoughtSignature``) and wants back unchanged with it in the next turn.
     """
 
     index: int
     id: str | None = None
     name: str | None = None
     arguments: str | None = None
+    signature: str | None = None
     type = "tool_call"
 
 
@@ -230,11 +233,12 @@ class Reasoning:
 
 @attrs.frozen
 class ToolCall:
-    """A complete tool call, assembled from its deltas."""
+    """A complete tool call, assembled from its deltas (``signature``: see :class:`ToolCallDelta`)."""
 
     id: str | None
     name: str | None
     arguments: str
+    signature: str | None = None
 
     def parsed_arguments(self) -> Any:
         """The arguments decoded from JSON (``{}`` when empty)."""

@@ -94,7 +94,7 @@ if TYPE_CHECKING:
     import httpx
 
 
-__all__ = ["Response", "Runtime", "SyncRuntime", "ToolCallBuffer", "Totals"]
+__all__ = ["ReasoningBuffer", "Response", "Runtime", "SyncRuntime", "ToolCallBuffer", "Totals", "call_message"]
 
 log = logging.getLogger("modelwire")
 
@@ -145,8 +145,16 @@ class Response:
         if self.reasoning_blocks:
             msg["reasoning"] = [b.to_message_part() for b in self.reasoning_blocks]
         if self.tool_calls:
-            msg["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls]
+            msg["tool_calls"] = [call_message(c, c.arguments) for c in self.tool_calls]
         return msg
+
+
+def call_message(call: ToolCall, arguments: str) -> dict[str, Any]:
+    """A tool call as an assistant turn carries it (the signature only when there is one)."""
+    msg: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": arguments}
+    if call.signature is not None:
+        msg["signature"] = call.signature
+    return msg
 
 
 class ReasoningBuffer:
@@ -186,13 +194,16 @@ class ToolCallBuffer:
         self._calls: dict[int, list[list[str]]] = {}
 
     def add(self, ev: ToolCallDelta) -> None:
-        slot = self._calls.setdefault(ev.index, [[], [], []])
+        slot = self._calls.setdefault(ev.index, [[], [], [], []])
         if ev.id:
             slot[0].append(ev.id)
         if ev.name:
             slot[1].append(ev.name)
         if ev.arguments:
             slot[2].append(ev.arguments)
+        signature = getattr(ev, "signature", None)  # server tool calls (same shape) have none
+        if signature:
+            slot[3].append(signature)
 
     def clear(self) -> None:
         self._calls.clear()
@@ -203,7 +214,10 @@ class ToolCallBuffer:
     def calls(self) -> list[ToolCall]:
         """The calls so far, in index order."""
         return [
-            ToolCall(id="".join(s[0]) or None, name="".join(s[1]) or None, arguments="".join(s[2]))
+            ToolCall(
+                id="".join(s[0]) or None, name="".join(s[1]) or None, arguments="".join(s[2]),
+                signature="".join(s[3]) or None,
+            )
             for _, s in sorted(self._calls.items())
         ]
 

@@ -99,6 +99,7 @@ def _builder(emit: dict[str, Any]) -> Builder:
 
     if kind == "tool_call":
         idx, id_, name, args = get("index"), get("id"), get("name"), get("arguments")
+        sig = get("signature")
 
         def tool_call(value: Any) -> Event | None:
             return ToolCallDelta(
@@ -106,6 +107,7 @@ def _builder(emit: dict[str, Any]) -> Builder:
                 id=id_(value) if id_ else None,
                 name=name(value) if name else None,
                 arguments=_arguments(args(value) if args else None),
+                signature=_str_or_none(sig(value)) if sig else None,
             )
 
         return tool_call
@@ -494,7 +496,7 @@ class EventMapper:
     def _auto(self, ev: ToolCallDelta) -> ToolCallDelta:
         if ev.id is not None or ev.name is not None or self._calls < 0:
             self._calls += 1
-        return ToolCallDelta(self._calls, ev.id, ev.name, ev.arguments)
+        return ToolCallDelta(self._calls, ev.id, ev.name, ev.arguments, ev.signature)
 
     def _decode(self, data: Any) -> Any:
         if type(data) is not str:

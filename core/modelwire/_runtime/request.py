@@ -106,12 +106,17 @@ def normalize_messages(
 
 def _flat_call(call: Any) -> dict[str, Any]:
     if hasattr(call, "arguments") and hasattr(call, "name"):  # a ToolCall
-        return {"id": call.id, "name": call.name, "arguments": call.arguments}
-    call = dict(call)
-    fn = call.get("function")
-    if isinstance(fn, Mapping):  # the {type: function, function: {...}} shape too
-        return {"id": call.get("id"), "name": fn.get("name"), "arguments": fn.get("arguments")}
-    return {"id": call.get("id"), "name": call.get("name"), "arguments": call.get("arguments")}
+        flat = {"id": call.id, "name": call.name, "arguments": call.arguments}
+        signature = getattr(call, "signature", None)
+    else:
+        call = dict(call)
+        fn = call.get("function")
+        src = fn if isinstance(fn, Mapping) else call  # the {type: function, function: {...}} shape too
+        flat = {"id": call.get("id"), "name": src.get("name"), "arguments": src.get("arguments")}
+        signature = call.get("signature")
+    if isinstance(signature, str):  # the provider's token for the call, sent back unchanged
+        flat["signature"] = signature
+    return flat
 
 
 def normalize_tools(tools: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:

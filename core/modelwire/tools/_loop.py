@@ -40,7 +40,7 @@ import attrs
 
 from .._errors import InvalidRequestError, LimitExceededError
 from .._events import Event, Fallback, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta
-from .._runtime.client import ReasoningBuffer, ToolCallBuffer
+from .._runtime.client import ReasoningBuffer, ToolCallBuffer, call_message
 from .._runtime.request import normalize_messages
 from ._context import AgentContext
 from ._errors import ToolError
@@ -361,9 +361,7 @@ async def run_tools(
                 "role": "assistant",
                 "content": answer or None,
                 **({"reasoning": reasoning} if reasoning else {}),
-                "tool_calls": [
-                    {"id": c.id, "name": c.name, "arguments": _echo_arguments(c.arguments)} for c in calls
-                ],
+                "tool_calls": [call_message(c, _echo_arguments(c.arguments)) for c in calls],
             })
             prepared = [_prepare(c, registry) for c in calls]
             if raising:
