@@ -57,6 +57,7 @@ def test_metrics_count_calls_tokens_cost_errors(server: ReplayServer) -> None:
     assert f"gen_ai_client_operation_duration_seconds_count{{{labels}}} 2.0" in text
     assert f"gen_ai_server_time_to_first_token_seconds_count{{{labels}}} 1.0" in text
     cost = next(line for line in text.splitlines() if line.startswith("modelwire_cost_total{"))
+    assert cost.startswith(f'modelwire_cost_total{{currency="USD",{labels}}} ')
     assert float(cost.split()[-1]) == pytest.approx(100 * 0.4e-6 + 50 * 1.6e-6)
 
 
@@ -122,3 +123,27 @@ def _plan(rt: modelwire.Runtime) -> tuple[Any, dict[str, Any]]:
 
     p = plan(rt.catalog, "gpt-4.1-mini", "generate")
     return p, build_request(p, messages=normalize_messages("hi", None, None))
+
+
+def test_costs_in_two_currencies_are_two_series(server: ReplayServer, tmp_path: Any) -> None:
+    (tmp_path / "eur.yaml").write_text(
+        "version: 1\nmodels:\n  eu-mini:\n    provider: openai\n    id: gpt-4.1-mini\n"
+        "    pricing: {input_per_mtok: 2, output_per_mtok: 4, currency: EUR}\n"
+    )
+    metrics = modelwire.Metrics()
+    server.reset()
+    env = {"OPENAI_BASE_URL": server.url_for("openai"), "OPENAI_API_KEY": SECRET}
+    rt = modelwire.Runtime.from_manifests("builtin:openai", str(tmp_path / "eur.yaml"), env=env, metrics=metrics)
+    server.push(Script(text="ok", usage=(100, 50)), Script(text="ok", usage=(100, 50)))
+
+    async def go() -> None:
+        async with rt:
+            await rt.generate("gpt-4.1-mini", "hi")
+            await rt.generate("eu-mini", "hi")
+
+    anyio.run(go)
+    costs = {
+        line.split('currency="')[1].split('"')[0]: float(line.split()[-1])
+        for line in metrics.render().decode().splitlines() if line.startswith("modelwire_cost_total{")
+    }
+    assert costs == pytest.approx({"USD": 100 * 0.4e-6 + 50 * 1.6e-6, "EUR": 100 * 2e-6 + 50 * 4e-6})

@@ -44,7 +44,10 @@ class Metrics:
         self.tokens = prom.Counter(
             f"{ns}_tokens", "Tokens used (provider-reported or estimated).", (*LABELS, "direction"), registry=r
         )
-        self.cost = prom.Counter(f"{ns}_cost", "Cost in the pricing's currency.", LABELS, registry=r)
+        # one series per currency: costs in two currencies must never add up
+        self.cost = prom.Counter(
+            f"{ns}_cost", "Cost, in the currency its label names.", (*LABELS, "currency"), registry=r
+        )
         self.fallbacks = prom.Counter(
             f"{ns}_fallbacks", "Times another model took over.", ("from_model", "to_model"), registry=r
         )
@@ -85,7 +88,7 @@ class Metrics:
             if usage.output_tokens:
                 self.tokens.labels(*labels, "output").inc(usage.output_tokens)
             if usage.cost:
-                self.cost.labels(*labels).inc(float(Decimal(usage.cost)))
+                self.cost.labels(*labels, _label(usage.currency or "USD")).inc(float(Decimal(usage.cost)))
 
     def fallback(self, from_model: str, to_model: str, reason: str) -> None:
         self.fallbacks.labels(_label(from_model), _label(to_model)).inc()
