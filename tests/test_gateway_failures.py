@@ -191,7 +191,8 @@ def test_an_endless_request_head_is_refused_not_buffered(impl: str) -> None:
                     answer += chunk
             except OSError:
                 pass  # a reset after the answer
-        assert sent < 8 * 2**20, f"the server read {sent} bytes of one header"
+        # the kernel's socket buffers take about 3.5 MB on loopback (4 MB send buffer at most)
+        assert sent < 16 * 2**20, f"the server read {sent} bytes of one header"
         assert answer == b"" or answer.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), answer[:80]
         # a request with a small head and a 1 MB body is not counted as head
         big = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x" * 2**20}]}
