@@ -268,3 +268,53 @@ def test_exchange_counts_events_of_feed_and_close_together(budget: int, too_larg
     assert len(ex.close()) == 1
     assert ex.emitted == 3
     assert (ex.error is not None) is too_large
+
+
+# --- cache writes kept for an hour ---------------------------------------------------------------
+
+HOUR = Pricing(input_per_mtok=2.0, output_per_mtok=8.0, cached_input_per_mtok=0.5, cache_write_per_mtok=2.5,
+               cache_write_1h_per_mtok=4.0)
+
+LONG_CASES = [
+    # pricing, input, cache read, cache write, of it for an hour, cost (no output)
+    (HOUR, 1000, 400, 300, 100, Decimal("0.0017")),  # 300*2 + 400*0.5 + 200*2.5 + 100*4
+    (HOUR, 1000, 400, 300, 0, Decimal("0.00155")),  # 300*2 + 400*0.5 + 300*2.5
+    (HOUR, 1000, 400, 300, None, Decimal("0.00155")),
+    (HOUR, 1000, 400, 300, 300, Decimal("0.002")),  # every write for an hour: 300*4
+    (HOUR, 1000, 400, 300, 900, Decimal("0.002")),  # clamped to the writes
+    (HOUR, 1000, 400, 300, -7, Decimal("0.00155")),  # negative: 0
+    (HOUR, 1000, 400, 900, 900, Decimal("0.0026")),  # writes clamped to the 600 left, then the hour too
+    (FULL, 1000, 400, 300, 100, Decimal("0.00155")),  # no hour price: the write price
+    (PLAIN, 1000, 400, 300, 100, Decimal("0.002")),  # no cache prices at all: the input price
+    (attrs.evolve(PLAIN, cache_write_1h_per_mtok=3.0), 1000, 0, 300, 100, Decimal("0.0021")),  # 900*2 + 100*3
+]
+
+
+@pytest.mark.parametrize(("pricing", "inp", "cached", "write", "long", "expected"), LONG_CASES)
+def test_cost_of_cache_writes_for_an_hour(
+    pricing: Pricing, inp: int, cached: int, write: int, long: int | None, expected: Decimal
+) -> None:
+    assert cost(pricing, inp, 0, cached, write, long) == expected
+
+
+def test_hour_writes_go_from_the_tally_to_the_usage_and_its_dict() -> None:
+    t = tally_of(Usage(1000, 0, cached_input_tokens=400, cache_write_tokens=300, cache_write_1h_tokens=100),
+                 Usage(cache_write_tokens=300))  # a later event without the split keeps it
+    assert t.cache_write_1h == 100
+    got = settle(t, attrs.evolve(GPT.spec, pricing=HOUR), lambda: 99, ApproxTokenizer())
+    assert got is not None
+    assert (got.cache_write_1h_tokens, got.cost) == (100, Decimal("0.0017"))
+    assert got.to_dict()["cache_write_1h_tokens"] == 100
+    assert "cache_write_1h_tokens" not in Usage(1, 1).to_dict()
+
+
+def test_a_usage_rule_reads_hour_writes_alone() -> None:
+    from modelwire._manifest.model import Operator
+    from modelwire._manifest.structure import converter
+    from modelwire._runtime.mapping import EventMapper
+
+    op = converter().structure({"path": "/x", "events": [{"emit": {"type": "usage", "cache_write_1h_tokens": "h"}}]},
+                               Operator)
+    mapper = EventMapper(compile_rules(op), {"model": "m", "provider": "p", "endpoint": "http://x/y"})
+    assert mapper.feed(Frame('{"h": 7}')) == [Usage(cache_write_1h_tokens=7)]
+    assert mapper.feed(Frame('{"x": 1}')) == []

@@ -112,6 +112,36 @@ def test_anthropic_sdk_reads_the_same_cache_counts(server: ReplayServer, rt: mod
     assert ours.output_tokens == su.output_tokens
 
 
+# Writes kept for an hour (cache_control ttl "1h") cost 2x input, the 5-minute ones
+# 1.25x: message_start's usage.cache_creation splits them (anthropic-sdk-python
+# types/cache_creation.py: ephemeral_5m_input_tokens, ephemeral_1h_input_tokens).
+ANTHROPIC_HOUR_CACHE = ANTHROPIC_CACHED.replace(
+    b'"cache_creation":{"ephemeral_5m_input_tokens":120,"ephemeral_1h_input_tokens":0}',
+    b'"cache_creation":{"ephemeral_5m_input_tokens":20,"ephemeral_1h_input_tokens":100}',
+)
+
+
+def test_anthropic_hour_cache_writes_are_priced_at_the_hour_rate(
+    server: ReplayServer, rt: modelwire.SyncRuntime
+) -> None:
+    assert ANTHROPIC_HOUR_CACHE != ANTHROPIC_CACHED
+    server.push(reply(ANTHROPIC_HOUR_CACHE))
+    u = rt.generate("claude-sonnet-4-5", "hi").usage
+    assert u is not None
+    assert (u.cache_write_tokens, u.cache_write_1h_tokens) == (120, 100)
+    # claude-sonnet-4-5: cache write 3.75 (5 minutes), 6.0 (1 hour) per Mtok
+    assert u.cost == (Decimal(3) * 3 + Decimal(18639) * Decimal("0.3") + Decimal(20) * Decimal("3.75")
+                      + Decimal(100) * 6 + Decimal(503) * 15) / 1_000_000
+
+    anthropic = pytest.importorskip("anthropic")
+    server.push(reply(ANTHROPIC_HOUR_CACHE))
+    client = anthropic.Anthropic(base_url=server.url_for("anthropic"), api_key="k", max_retries=0)
+    with client, client.messages.stream(model="claude-sonnet-4-5", max_tokens=10,
+                                        messages=[{"role": "user", "content": "hi"}]) as stream:
+        final = stream.get_final_message()
+    assert final.usage.cache_creation.ephemeral_1h_input_tokens == u.cache_write_1h_tokens
+
+
 def test_anthropic_message_delta_without_input_keeps_message_start_counts(
     server: ReplayServer, rt: modelwire.SyncRuntime
 ) -> None:

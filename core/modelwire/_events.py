@@ -132,7 +132,9 @@ class Usage(Event):
 
     ``input_tokens`` is the whole prompt, cache reads and writes included;
     ``cached_input_tokens`` (cache read) and ``cache_write_tokens`` are the
-    parts of it the provider read from, or wrote to, its prompt cache.
+    parts of it the provider read from, or wrote to, its prompt cache;
+    ``cache_write_1h_tokens`` the part of the writes kept for an hour
+    (priced apart where a longer cache costs more).
     ``output_tokens`` is the whole output, reasoning included;
     ``reasoning_tokens`` the part spent thinking. ``cost`` is a Decimal in
     ``currency`` (None without pricing).
@@ -146,6 +148,7 @@ class Usage(Event):
     cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
     currency: str | None = None
+    cache_write_1h_tokens: int | None = None
     type = "usage"
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +165,8 @@ class Usage(Event):
             out["cached_input_tokens"] = self.cached_input_tokens
         if self.cache_write_tokens:
             out["cache_write_tokens"] = self.cache_write_tokens
+        if self.cache_write_1h_tokens:
+            out["cache_write_1h_tokens"] = self.cache_write_1h_tokens
         if self.reasoning_tokens:
             out["reasoning_tokens"] = self.reasoning_tokens
         if self.estimated:

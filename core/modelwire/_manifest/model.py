@@ -205,6 +205,7 @@ class Pricing:
     output_per_mtok: float = attrs.field(default=0.0, metadata=doc("price of a million output tokens"))
     cached_input_per_mtok: float | None = attrs.field(default=None, metadata=doc("price of a million input tokens read from the prompt cache (default: the input price)"))
     cache_write_per_mtok: float | None = attrs.field(default=None, metadata=doc("price of a million input tokens written to the prompt cache (default: the input price)"))
+    cache_write_1h_per_mtok: float | None = attrs.field(default=None, metadata=doc("price of a million input tokens written to the prompt cache for an hour, where that costs more (default: the cache write price)"))
     currency: str = attrs.field(default="USD", metadata=doc("ISO 4217 code of the prices (totals never add two currencies)"))
 
 

@@ -28,13 +28,14 @@ class Tally:
     stream whose caller discards events.
     """
 
-    __slots__ = ("cache_write", "cached", "input_tokens", "output_tokens", "produced", "reasoning")
+    __slots__ = ("cache_write", "cache_write_1h", "cached", "input_tokens", "output_tokens", "produced", "reasoning")
 
     def __init__(self) -> None:
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.cached: int | None = None
         self.cache_write: int | None = None
+        self.cache_write_1h: int | None = None
         self.reasoning: int | None = None
         self.produced: list[str] = []  # text, reasoning and tool arguments
 
@@ -61,6 +62,8 @@ class Tally:
                     self.cached = ev.cached_input_tokens
                 if ev.cache_write_tokens is not None:
                     self.cache_write = ev.cache_write_tokens
+                if ev.cache_write_1h_tokens is not None:
+                    self.cache_write_1h = ev.cache_write_1h_tokens
                 if ev.reasoning_tokens is not None:
                     self.reasoning = ev.reasoning_tokens
                 if self.reported:

@@ -168,9 +168,9 @@ def _builder(emit: dict[str, Any]) -> Builder:
         return reasoning
 
     if kind == "usage":
-        inp, out, cached, written, thought = (
+        inp, out, cached, written, thought, long_written = (
             get(n) for n in ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
-                             "reasoning_tokens")
+                             "reasoning_tokens", "cache_write_1h_tokens")
         )
 
         def usage(value: Any) -> Event | None:
@@ -179,10 +179,11 @@ def _builder(emit: dict[str, Any]) -> Builder:
             c = _int_or_none(cached(value)) if cached else None
             w = _int_or_none(written(value)) if written else None
             r = _int_or_none(thought(value)) if thought else None
-            if i is None and o is None and c is None and w is None and r is None:
+            h = _int_or_none(long_written(value)) if long_written else None
+            if i is None and o is None and c is None and w is None and r is None and h is None:
                 return None
             return Usage(input_tokens=i, output_tokens=o, cached_input_tokens=c, cache_write_tokens=w,
-                         reasoning_tokens=r)
+                         reasoning_tokens=r, cache_write_1h_tokens=h)
 
         return usage
 

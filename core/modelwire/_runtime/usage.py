@@ -79,21 +79,27 @@ def cost(
     out: int | None,
     cached: int | None = None,
     cache_write: int | None = None,
+    cache_write_1h: int | None = None,
 ) -> Decimal | None:
     """Cost in the pricing's currency, exact (Decimal), from per-million prices.
 
     ``inp`` is the whole prompt; ``cached`` (cache read) and ``cache_write``
-    are parts of it, clamped so that no token is billed twice.
+    are parts of it, and ``cache_write_1h`` a part of ``cache_write``, each
+    clamped so that no token is billed twice.
     """
     if pricing is None:
         return None
     whole = max(inp or 0, 0)
     cached = min(max(cached or 0, 0), whole)
     cache_write = min(max(cache_write or 0, 0), whole - cached)
+    long_write = min(max(cache_write_1h or 0, 0), cache_write)
+    write_price = _price(pricing.cache_write_per_mtok, pricing.input_per_mtok)
+    long_price = write_price if pricing.cache_write_1h_per_mtok is None else Decimal(str(pricing.cache_write_1h_per_mtok))
     return (
         Decimal(whole - cached - cache_write) * _price(pricing.input_per_mtok, 0.0)
         + Decimal(cached) * _price(pricing.cached_input_per_mtok, pricing.input_per_mtok)
-        + Decimal(cache_write) * _price(pricing.cache_write_per_mtok, pricing.input_per_mtok)
+        + Decimal(cache_write - long_write) * write_price
+        + Decimal(long_write) * long_price
         + Decimal(out or 0) * _price(pricing.output_per_mtok, 0.0)
     ) / _MILLION
 
@@ -115,7 +121,8 @@ def settle(
         return None
     pricing = spec.pricing
     return Usage(
-        usage_in, usage_out, cost(pricing, usage_in, usage_out, usage_cached, tally.cache_write),
+        usage_in, usage_out, cost(pricing, usage_in, usage_out, usage_cached, tally.cache_write, tally.cache_write_1h),
         cached_input_tokens=usage_cached, estimated=estimated, cache_write_tokens=tally.cache_write,
         reasoning_tokens=tally.reasoning, currency=pricing.currency if pricing is not None else None,
+        cache_write_1h_tokens=tally.cache_write_1h,
     )
