@@ -322,6 +322,53 @@ def test_anthropic_sdk_whole_answers(claude: Any, srv: ReplayServer, model: str,
     assert "Be French." in json.dumps(srv.requests[0].json)
 
 
+@pytest.mark.parametrize(
+    ("model", "field", "expected"),
+    [
+        pytest.param("gpt-4.1-mini", "response_format",
+                     {"type": "json_schema", "json_schema": {"name": "response", "schema": None}},
+                     id="openai"),
+        pytest.param("gemini-2.5-flash", "generationConfig", None, id="gemini"),
+        pytest.param("claude-haiku-4-5", "output_config", {"format": {"type": "json_schema", "schema": None}},
+                     id="anthropic"),
+    ],
+)
+def test_anthropic_output_config_reaches_every_provider_in_its_form(
+    claude: Any, srv: ReplayServer, model: str, field: str, expected: Any
+) -> None:
+    """/v1/messages with output_config.format (the SDK's structured output) -> each provider's own form."""
+    answer = {"city": "Paris", "temp": 21.5}
+    srv.push(Script(text=json.dumps(answer)))
+    msg = claude.messages.create(
+        model=model, max_tokens=50, messages=[{"role": "user", "content": "Paris?"}],
+        output_config={"format": {"type": "json_schema", "schema": WEATHER_SCHEMA}},
+    )
+    assert json.loads("".join(b.text for b in msg.content if b.type == "text")) == answer
+    sent = srv.requests[0].json[field]
+    if model.startswith("gemini"):
+        assert (sent["responseMimeType"], sent["responseJsonSchema"]) == ("application/json", WEATHER_SCHEMA)
+    else:
+        got = json.loads(json.dumps(sent).replace(json.dumps(WEATHER_SCHEMA), "null"))
+        assert got == expected, sent
+
+
+@pytest.mark.parametrize(
+    ("output_config", "field"),
+    [
+        ({"format": {"type": "json_object"}}, "output_config.format.type"),
+        ({"format": {"type": "json_schema", "schema": "x"}}, "output_config.format.schema"),
+        ({"effort": "high"}, "output_config.effort"),
+        ("fast", "output_config"),
+    ],
+)
+def test_a_bad_output_config_names_its_field(claude: Any, output_config: Any, field: str) -> None:
+    anthropic = pytest.importorskip("anthropic")
+    with pytest.raises(anthropic.BadRequestError) as info:
+        claude.messages.create(model="gpt-4.1-mini", max_tokens=5, messages=[{"role": "user", "content": "x"}],
+                               extra_body={"output_config": output_config})
+    assert field in str(info.value)
+
+
 def test_anthropic_tool_results_reach_an_openai_provider(claude: Any, srv: ReplayServer) -> None:
     srv.push(Script(text="Sunny."))
     claude.messages.create(model="gpt-4.1-mini", max_tokens=50, messages=[

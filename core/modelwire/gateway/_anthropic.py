@@ -21,7 +21,7 @@ __all__ = ["MessageStream", "error_body", "message_body", "parse_messages"]
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 _IGNORED = {"metadata", "service_tier", "top_k", "top_p", "thinking"}
 _KNOWN = {"model", "messages", "system", "max_tokens", "tools", "tool_choice", "temperature",
-          "stop_sequences", "stream", *_IGNORED}
+          "stop_sequences", "stream", "output_config", *_IGNORED}
 _ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
     404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error",
@@ -144,8 +144,31 @@ def parse_messages(body: Any) -> Call:
         max_tokens=positive_int(body, "max_tokens"),
         temperature=float(temperature) if temperature is not None else None,
         stop=stop_list(body, "stop_sequences"), stream=need(body, "stream", bool, "true or false") or False,
-        include_usage=True,
+        include_usage=True, response_format=_output_format(body),
     )
+
+
+def _output_format(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Anthropic's ``output_config.format`` (structured output) as the runtime's ``response_format``.
+
+    Any provider behind the gateway then gets its own structured-output form
+    (OpenAI's ``json_schema``, Gemini's ``responseJsonSchema``, ...).
+    """
+    config = need(body, "output_config", dict, "an object")
+    if config is None:
+        return None
+    for name in config:
+        if name != "format":
+            raise BodyError(f"output_config.{str(name)[:40]}", "not supported by this gateway")
+    fmt = config.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise BodyError("output_config.format.type", "expected json_schema")
+    schema = fmt.get("schema")
+    if not isinstance(schema, dict):
+        raise BodyError("output_config.format.schema", "expected a JSON Schema object")
+    return {"schema": schema}
 
 
 def stop_reason(reason: str | None, had_tools: bool) -> str:
