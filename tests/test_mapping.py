@@ -119,6 +119,9 @@ def test_non_json_frame_is_a_parse_error() -> None:
     with pytest.raises(modelwire.ParseError) as info:
         m.feed(Frame("<html>"))
     assert info.value.code == "FRAME_NOT_JSON" and info.value.endpoint == "http://x/y"
+    # the raw-text rule that would have read it is named (DESIGN.md's sketch wrote `stop_when: "data == ..."`,
+    # which reads a JSON field called data)
+    assert "got '<html>'" in info.value.message and "{data: '[DONE]', stop: true}" in info.value.message
 
 
 @pytest.mark.parametrize(

@@ -528,7 +528,9 @@ class EventMapper:
             return json.loads(data)
         except ValueError as exc:
             raise ParseError(
-                f"expected JSON in a stream frame, got {data[:80]!r}", code="FRAME_NOT_JSON",
+                f"expected JSON in a stream frame, got {data[:80]!r} (no rule matched its raw text: "
+                f"a rule like {{data: '[DONE]', stop: true}} reads an end marker that is not JSON)",
+                code="FRAME_NOT_JSON",
                 **self.context,
             ) from exc
 
