@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 import modelwire
@@ -69,10 +70,17 @@ def test_bad_responses(openai_rt: modelwire.Runtime, server: RawServer, status: 
 
 
 def test_retry_after_is_read(openai_rt: modelwire.Runtime, server: RawServer) -> None:
+    # One try: the header is read into the error all the same, while the
+    # default retries would honour it with 2 x 7 s of real sleep.
+    spec = openai_rt.catalog.models["gpt-4.1"]
+    once = attrs.evolve(spec, retry=attrs.evolve(spec.retry, attempts=1))
+    openai_rt.catalog = attrs.evolve(openai_rt.catalog, models={**openai_rt.catalog.models, "gpt-4.1": once})
+    before = len(server.requests)
     server.reply(b"{}", "application/json", status=429, retry_after="7")
     with pytest.raises(modelwire.RateLimitError) as info:
         run(openai_rt)
     assert info.value.retry_after == 7.0
+    assert len(server.requests) == before + 1
 
 
 def test_missing_key_fails_before_any_request(server: RawServer, monkeypatch: pytest.MonkeyPatch) -> None:

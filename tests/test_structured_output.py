@@ -201,16 +201,24 @@ JSON = st.recursive(
 TYPE_OF = {type(None): "null", bool: "boolean", int: "integer", str: "string", list: "array", dict: "object"}
 
 
+@pytest.fixture(scope="module")
+def openai_sync(server: ReplayServer) -> Iterator[modelwire.SyncRuntime]:
+    """One runtime for every example of the property below: what varies is the stream."""
+    rt = modelwire.Runtime.from_manifests("builtin:openai", env=provider_env(server), policy="raise")
+    with modelwire.SyncRuntime(rt) as sync:
+        yield sync
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=JSON, pieces=st.integers(1, 6))
-def test_parsed_round_trips_any_json(server: ReplayServer, value: Any, pieces: int) -> None:
+def test_parsed_round_trips_any_json(server: ReplayServer, openai_sync: modelwire.SyncRuntime,
+                                     value: Any, pieces: int) -> None:
     """Whatever JSON the model streams, in however many deltas, ``parsed`` gives it back."""
     text = json.dumps(value, ensure_ascii=False)
     step = max(1, len(text) // pieces)
     server.push(Script(text=tuple(text[i:i + step] for i in range(0, len(text), step))))
     schema = {"type": TYPE_OF[type(value)]}
-    with modelwire.SyncRuntime(runtime(provider_env(server))) as rt:
-        resp = rt.generate("gpt-4.1-mini", "hi", response_format=schema)
+    resp = openai_sync.generate("gpt-4.1-mini", "hi", response_format=schema)
     assert resp.text == text and resp.parsed == value
     wrong = {"type": "number" if not isinstance(value, (int, float)) or isinstance(value, bool) else "string"}
     with pytest.raises(modelwire.OutputSchemaError) as info:

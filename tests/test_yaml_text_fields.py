@@ -19,7 +19,8 @@ ENV = {"OPENAI_API_KEY": "k"}
 def load_ids(path: Path, ids: dict[str, str]) -> dict[str, str]:
     doc = {"version": 1, "models": {name: {"provider": "openai", "id": i} for name, i in ids.items()}}
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    catalog = modelwire.load_manifests("builtin:*", path, env=ENV)
+    # Only the provider the models name: the property loads it once per example.
+    catalog = modelwire.load_manifests("builtin:openai", path, env=ENV)
     return {name: catalog.models[name].id for name in ids}
 
 
