@@ -290,7 +290,10 @@ def test_google_genai_agrees_on_text_and_thoughts(server: ReplayServer, rt: mode
     ours = rt.generate("gemini-2.5-flash", "2+2")
     server.push(reply(GEMINI_THINKING))
     client = genai.Client(api_key="k", http_options={"base_url": server.url_for("gemini")})
-    chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="2+2"))
+    try:
+        chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="2+2"))
+    finally:
+        client.close()  # an unclosed client's socket warns later, in another test
     assert "".join(c.text or "" for c in chunks) == ours.text
     thoughts = "".join(p.text for c in chunks for p in c.candidates[0].content.parts if p.thought)
     assert thoughts == ours.reasoning
@@ -368,7 +371,10 @@ def test_google_genai_reads_the_same_call_signature(server: ReplayServer, rt: mo
     ours = rt.generate("gemini-2.5-flash", "weather?")
     server.push(reply(GEMINI_SIGNED_CALL))
     client = genai.Client(api_key="k", http_options={"base_url": server.url_for("gemini")})
-    chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="weather?"))
+    try:
+        chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="weather?"))
+    finally:
+        client.close()
     signed = [p for c in chunks for p in c.candidates[0].content.parts if p.function_call]
     assert [base64.b64encode(p.thought_signature).decode() for p in signed] == [c.signature for c in ours.tool_calls]
 

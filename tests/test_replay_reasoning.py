@@ -117,7 +117,10 @@ def test_google_genai_reads_the_script(server: ReplayServer) -> None:
     genai = pytest.importorskip("google.genai")
     server.push(SCRIPT)
     client = genai.Client(api_key="k", http_options={"base_url": server.url_for("gemini")})
-    chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="x"))
+    try:
+        chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="x"))
+    finally:
+        client.close()  # an unclosed client's socket warns later, in another test
     parts = [p for c in chunks for p in c.candidates[0].content.parts]
     assert "".join(p.text for p in parts if p.thought) == "Two plus two..."
     assert "".join(c.text or "" for c in chunks) == SCRIPT.full_text()

@@ -109,11 +109,12 @@ async def test_openai_sdk_is_the_oracle(server: ReplayServer, env: dict[str, str
     server.push(Script(text='{"city": "x", "temp": 1}'), Script(text='{"city": "x", "temp": 1}'))
     async with runtime(env) as rt:
         await rt.generate("gpt-4.1-mini", "hi", response_format=given_format)
-    client = openai.OpenAI(base_url=server.url_for("openai"), api_key="k", max_retries=0)
-    client.chat.completions.create(
-        model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}],
-        response_format={"type": "json_schema", "json_schema": sent},  # type: ignore[typeddict-item]
-    )
+    # closed here: an unclosed client's socket warns later, in another test
+    with openai.OpenAI(base_url=server.url_for("openai"), api_key="k", max_retries=0) as client:
+        client.chat.completions.create(
+            model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}],
+            response_format={"type": "json_schema", "json_schema": sent},  # type: ignore[typeddict-item]
+        )
     ours, theirs = server.requests[0].json, server.requests[1].json
     assert ours["response_format"] == theirs["response_format"]
 
@@ -122,11 +123,11 @@ async def test_anthropic_sdk_is_the_oracle(server: ReplayServer, env: dict[str, 
     server.push(Script(text='{"city": "x", "temp": 1}'), Script(text='{"city": "x", "temp": 1}'))
     async with runtime(env) as rt:
         await rt.generate("claude-haiku-4-5", "hi", response_format=SCHEMA)
-    client = anthropic.Anthropic(base_url=server.url_for("anthropic"), api_key="k", max_retries=0)
-    client.messages.create(
-        model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}],
-        output_config={"format": {"type": "json_schema", "schema": SCHEMA}},
-    )
+    with anthropic.Anthropic(base_url=server.url_for("anthropic"), api_key="k", max_retries=0) as client:
+        client.messages.create(
+            model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}],
+            output_config={"format": {"type": "json_schema", "schema": SCHEMA}},
+        )
     ours, theirs = server.requests[0].json, server.requests[1].json
     assert ours["output_config"] == theirs["output_config"]
 
