@@ -35,6 +35,15 @@ def reply(body: bytes, content_type: str = "text/event-stream; charset=utf-8") -
     return Reply(body=body, content_type=content_type, stream=True, chunk_size=(1, 7))
 
 
+def genai_stream(genai: Any, server: ReplayServer, contents: str) -> list[Any]:
+    """The google-genai SDK's chunks for one streamed call (the client closed: an open one warns later)."""
+    client = genai.Client(api_key="k", http_options={"base_url": server.url_for("gemini")})
+    try:
+        return list(client.models.generate_content_stream(model="gemini-2.5-flash", contents=contents))
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[ReplayServer]:
     with ReplayServer(seed=14) as srv:
@@ -289,11 +298,7 @@ def test_google_genai_agrees_on_text_and_thoughts(server: ReplayServer, rt: mode
     server.push(reply(GEMINI_THINKING))
     ours = rt.generate("gemini-2.5-flash", "2+2")
     server.push(reply(GEMINI_THINKING))
-    client = genai.Client(api_key="k", http_options={"base_url": server.url_for("gemini")})
-    try:
-        chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="2+2"))
-    finally:
-        client.close()  # an unclosed client's socket warns later, in another test
+    chunks = genai_stream(genai, server, "2+2")
     assert "".join(c.text or "" for c in chunks) == ours.text
     thoughts = "".join(p.text for c in chunks for p in c.candidates[0].content.parts if p.thought)
     assert thoughts == ours.reasoning
@@ -370,11 +375,7 @@ def test_google_genai_reads_the_same_call_signature(server: ReplayServer, rt: mo
     server.push(reply(GEMINI_SIGNED_CALL))
     ours = rt.generate("gemini-2.5-flash", "weather?")
     server.push(reply(GEMINI_SIGNED_CALL))
-    client = genai.Client(api_key="k", http_options={"base_url": server.url_for("gemini")})
-    try:
-        chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="weather?"))
-    finally:
-        client.close()
+    chunks = genai_stream(genai, server, "weather?")
     signed = [p for c in chunks for p in c.candidates[0].content.parts if p.function_call]
     assert [base64.b64encode(p.thought_signature).decode() for p in signed] == [c.signature for c in ours.tool_calls]
 

@@ -83,20 +83,8 @@ class Flow:
         description: str = "",
     ) -> Flow:
         """A step that calls ``tool`` (then each of ``fallback`` in turn if it fails)."""
-        return self._add(
-            Step(
-                name=name,
-                tool=tool,
-                inputs=dict(inputs or {}),
-                depends_on=_names(depends_on),
-                when=when,
-                timeout=timeout,
-                retry=_retry_default(retry),
-                fallback=_calls(fallback),
-                on_skipped=on_skipped,
-                description=description,
-            )
-        )
+        return self._add(_single(name, inputs, depends_on, when, timeout, retry, fallback, on_skipped,
+                                 description, tool=tool))
 
     def add_pipeline_node(
         self,
@@ -118,20 +106,8 @@ class Flow:
         node's outputs (``summary.text``). ``timeout`` bounds the whole
         nested run; ``retry`` and ``fallback`` (tools) apply as to a tool.
         """
-        return self._add(
-            Step(
-                name=name,
-                pipeline=pipeline,
-                inputs=dict(inputs or {}),
-                depends_on=_names(depends_on),
-                when=when,
-                timeout=timeout,
-                retry=_retry_default(retry),
-                fallback=_calls(fallback),
-                on_skipped=on_skipped,
-                description=description,
-            )
-        )
+        return self._add(_single(name, inputs, depends_on, when, timeout, retry, fallback, on_skipped,
+                                 description, pipeline=pipeline))
 
     def add_parallel_node(
         self,
@@ -230,3 +206,25 @@ class Flow:
         if issues:
             raise ManifestError(issues=issues, code="PIPELINE_INVALID", pipeline=self.name)
         return pipeline
+
+
+def _single(
+    name: str,
+    inputs: Mapping[str, Any] | None,
+    depends_on: str | Iterable[str],
+    when: str | None,
+    timeout: float | None,
+    retry: RetryPolicy | int | None,
+    fallback: Iterable[str | FallbackTool],
+    on_skipped: Literal["skip", "run"],
+    description: str,
+    *,
+    tool: str | None = None,
+    pipeline: str | None = None,
+) -> Step:
+    """A step that runs one thing (a tool or a pipeline) with its fallbacks."""
+    return Step(
+        name=name, tool=tool, pipeline=pipeline, inputs=dict(inputs or {}), depends_on=_names(depends_on),
+        when=when, timeout=timeout, retry=_retry_default(retry), fallback=_calls(fallback),
+        on_skipped=on_skipped, description=description,
+    )
