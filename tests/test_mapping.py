@@ -292,8 +292,9 @@ PARTS = st.lists(st.fixed_dictionaries({}, optional={
 TOOL_CALLS = st.lists(st.fixed_dictionaries({}, optional={
     "index": LEAVES, "id": LEAVES, "function": st.fixed_dictionaries({}, optional={"name": LEAVES, "arguments": LEAVES}),
 }) | LEAVES, max_size=2)
+TEXTS = st.sampled_from(["a", "b"]) | LEAVES
 DELTAS = st.fixed_dictionaries({}, optional={
-    "content": st.sampled_from(["a", "b"]) | LEAVES | PARTS, "reasoning_content": LEAVES, "reasoning": LEAVES, "tool_calls": TOOL_CALLS | LEAVES,
+    "content": TEXTS | PARTS, "reasoning_content": TEXTS, "reasoning": TEXTS, "tool_calls": TOOL_CALLS | LEAVES,
     "role": LEAVES,
 })
 CHOICES = st.fixed_dictionaries({"delta": DELTAS}, optional={"finish_reason": LEAVES, "index": LEAVES}) | \
@@ -301,7 +302,7 @@ CHOICES = st.fixed_dictionaries({"delta": DELTAS}, optional={"finish_reason": LE
 # n=1 above all, but also 0, 2 and 3 choices, lists inside the list, and non-objects
 CHOICE_LISTS = st.lists(CHOICES, min_size=1, max_size=1) | st.lists(CHOICES, min_size=2, max_size=3) | st.lists(
     CHOICES | LEAVES | st.lists(CHOICES, max_size=2), max_size=3)
-CHUNKS = st.fixed_dictionaries({"choices": CHOICE_LISTS | LEAVES}, optional={
+CHUNKS = st.fixed_dictionaries({"choices": CHOICE_LISTS | CHOICE_LISTS | LEAVES}, optional={
     "usage": st.fixed_dictionaries({}, optional={"prompt_tokens": LEAVES, "completion_tokens": LEAVES}) | LEAVES,
     "object": st.sampled_from(["chat.completion.chunk", "chat.completion.done"]), "finish_reason": LEAVES,
     "error": LEAVES, "message": st.fixed_dictionaries({}, optional={

@@ -301,6 +301,7 @@ class _Gen:
     def __init__(self) -> None:
         self.ns: dict[str, Any] = {
             "is_true": is_true, "raise_from": _raise_from, "recalled": _recalled, "TextDelta": TextDelta,
+            "ReasoningDelta": ReasoningDelta,
             "UNSET": _UNSET, "SCALARS": _SCALARS,
         }
         self.paths: dict[tuple[str | int, ...], str] = {}
@@ -363,10 +364,13 @@ class _Gen:
                 return self.rel(node["children"][1], base + head)
         return f"{self.name('n', compile_node(node))}({self.path(base)})"
 
-    def single(self, node: dict[str, Any], shadow: str | None) -> tuple[str, str, str | None, bool, str] | None:
+    def single(
+        self, node: dict[str, Any], shadow: str | None
+    ) -> tuple[str, str, str | None, bool, str, tuple[str | int, ...] | None] | None:
         """For ``P[].R``, ``P[?F].R`` and ``P[].R[]`` over a plain frame path ``P``:
         the one-object flag, ``R`` and ``F`` on that object, whether ``[]``
-        follows, and the local of ``P`` (not a list: the projection is null)."""
+        follows, the local of ``P`` (not a list: the projection is null), and
+        the path of the one value when it is a path."""
         kind, children = node["type"], node["children"]
         flat = False
         if kind == "projection" and children[1]["type"] == "identity" and children[0]["type"] == "flatten":
@@ -384,12 +388,28 @@ class _Gen:
             return None
         one: tuple[str | int, ...] = (*names, ONLY)
         elem = self.path(one)
+        rpath = () if right["type"] in ("identity", "current") else field_path(right)
         return (f"o{elem}", self.rel(right, one), None if test is None else self.truth(test, one), flat,
-                self.path(names))
+                self.path(names), None if rpath is None or flat else one + rpath)
+
+    def inline(self, node: dict[str, Any], base: tuple[str | int, ...]) -> str | None:
+        """Python for a path or ``a || b`` of paths below ``base`` (all locals), else None."""
+        names = field_path(node)
+        if names is not None:
+            return self.path(base + names)
+        if node["type"] in ("identity", "current"):
+            return self.path(base)
+        if node["type"] == "or_expression":
+            lhs, rhs = (self.inline(c, base) for c in node["children"])
+            if lhs is not None and rhs is not None and field_path(node["children"][0]) is not None:
+                return f"({lhs} if {_truth(lhs)} else {rhs})"
+        return None
 
     def truth(self, node: dict[str, Any], base: tuple[str | int, ...]) -> str:
         names = field_path(node)
-        return f"is_true({self.path(base + names) if names is not None else self.rel(node, base)})"
+        if names is not None:
+            return _truth(self.path(base + names))
+        return f"is_true({self.rel(node, base)})"
 
     def cond(self, node: dict[str, Any], val: str, shadow: str | None) -> str:
         """A Python condition equal to JMESPath truth of ``node`` on ``val``.
@@ -404,7 +424,7 @@ class _Gen:
         shared = val == "payload" or shadow is not None  # the frame, or the frame plus a recalled field
         names = field_path(node)
         if shared and names is not None and names[0] != shadow:
-            return f"is_true({self.path(names)})"
+            return _truth(self.path(names))
         if shared and kind == "comparator" and node["value"] in ("eq", "ne"):
             lhs, rhs = node["children"]
             for side, other in ((lhs, rhs), (rhs, lhs)):
@@ -416,17 +436,32 @@ class _Gen:
         one = self.single(node, shadow) if shared else None
         if one is not None and not one[3]:
             # a one-element projection is true when its one value is not null (and passes the filter)
-            flag, item, test, _, _ = one
+            flag, item, test, _, _, _ = one
             fast = f"{item} is not None" if test is None else f"{test} and {item} is not None"
             return f"(({fast}) if {flag} else {slow})"
         return slow
 
 
-def _emit(r: Rule, i: int, value: str, ind: str, ns: dict[str, Any]) -> list[str]:
-    """Lines that build rule ``i``'s event from ``value`` (a local) and append it."""
+def _truth(local: str) -> str:
+    """JMESPath truth of a local (``is_true(None)`` is False: no call for a missing field)."""
+    return f"({local} is not None and is_true({local}))"
+
+
+def _emit(r: Rule, i: int, value: str, ind: str, gen: _Gen, where: tuple[str | int, ...] | None = None) -> list[str]:
+    """Lines that build rule ``i``'s event from ``value`` (a local) and append it.
+
+    ``where`` is the frame path ``value`` holds, if it is one: a ``reasoning``
+    emit of only ``text`` (a path or ``a || b`` below it) is then inline too.
+    """
     spec = r.emit or {}
     if r.kind == "text" and spec.get("text", "@") == "@":
         return [f"{ind}if type({value}) is str and {value}:", f"{ind}    append(TextDelta({value}))"]
+    text = spec.get("text", "@")
+    if r.kind == "reasoning" and where is not None and set(spec) <= {"type", "text"} and type(text) is str:
+        t = value if text == "@" else gen.inline(compile_expr(text).ast, where)
+        if t is not None:
+            return [f"{ind}t = {t}", f"{ind}if type(t) is str and t:",
+                    f"{ind}    append(ReasoningDelta(text=t, index=0, signature=None, redacted=None))"]
     fix = ["if ev.index < 0:", "    ev = self._auto(ev)"] if r.kind == "tool_call" else []
     return [f"{ind}ev = b{i}({value})", f"{ind}if ev is not None:", *(f"{ind}    {f}" for f in fix),
             f"{ind}    append(ev)"]
@@ -501,18 +536,18 @@ def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool
             if r.each is not None:
                 ns[f"x{i}"] = r.each
                 slow = [f"items = x{i}({val})", "if type(items) is list:", "    for item in items:",
-                        *_emit(r, i, "item", "        ", ns)]
+                        *_emit(r, i, "item", "        ", gen)]
                 one = gen.single(r.each_ast, None) if val == "payload" and r.each_ast is not None else None
                 if one is None:
                     lines += [ind + line for line in slow]
                 else:
-                    flag, item, test, flat, base = one
+                    flag, item, test, flat, base, where = one
                     fast = [f"v = {item}", "if v is not None:"]
                     if flat:
                         fast += ["    for item in (v if type(v) is list else (v,)):", "        if item is not None:",
-                                 *_emit(r, i, "item", "            ", ns)]
+                                 *_emit(r, i, "item", "            ", gen)]
                     else:
-                        fast += _emit(r, i, "v", "    ", ns)
+                        fast += _emit(r, i, "v", "    ", gen, where)
                     if test is not None:
                         fast = [f"if {test}:", *("    " + line for line in fast)]
                     lines += [f"{ind}if {flag}:", *(f"{ind}    {line}" for line in fast),
@@ -525,7 +560,7 @@ def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool
                     lines += [f"{ind}v = {gen.path(path)}", f"{ind}if type(v) is str and v:",
                               f"{ind}    append(TextDelta(v))"]
                 else:
-                    lines += _emit(r, i, val, ind, ns)
+                    lines += _emit(r, i, val, ind, gen)
         if r.stop:
             lines.append(f"{ind}return out, True")
     lines.append("    return out, False")
