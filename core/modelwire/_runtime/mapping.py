@@ -482,7 +482,7 @@ def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool
             val = "data"
         elif r.needs_payload:
             if decoded_at < 0:
-                lines.append("    payload = self._decode(data)")
+                lines.append("    payload = self._decode(data) if type(data) is str else data  # decoded by the parser")
                 decoded_at = len(lines)
             val = "payload"
         else:
