@@ -284,3 +284,80 @@ def test_recalled_field_shadows_the_frames(when: str, frame: dict[str, Any], exp
     )
     assert m.feed(Frame(frame)) == expected
     assert EventMapper(m.rules, CTX).feed_reference(Frame(frame)) == expected
+
+
+# -- one-element projections (n=1 choices) take a fast path: generated rules vs the loop --
+
+PARTS = st.lists(st.fixed_dictionaries({}, optional={
+    "type": st.sampled_from(["text", "thinking", "x"]), "text": LEAVES,
+    "thinking": st.lists(st.fixed_dictionaries({}, optional={"text": LEAVES}), max_size=2) | LEAVES,
+}), max_size=3)
+TOOL_CALLS = st.lists(st.fixed_dictionaries({}, optional={
+    "index": LEAVES, "id": LEAVES, "function": st.fixed_dictionaries({}, optional={"name": LEAVES, "arguments": LEAVES}),
+}) | LEAVES, max_size=2)
+TEXTS = st.sampled_from(["a", "b"]) | LEAVES
+DELTAS = st.fixed_dictionaries({}, optional={
+    "content": TEXTS | PARTS, "reasoning_content": TEXTS, "reasoning": TEXTS, "tool_calls": TOOL_CALLS | LEAVES,
+    "role": LEAVES,
+})
+CHOICES = st.fixed_dictionaries({"delta": DELTAS}, optional={"finish_reason": LEAVES, "index": LEAVES}) | \
+    st.fixed_dictionaries({}, optional={"delta": LEAVES, "finish_reason": LEAVES})
+# n=1 above all, but also 0, 2 and 3 choices, lists inside the list, and non-objects
+CHOICE_LISTS = st.lists(CHOICES, min_size=1, max_size=1) | st.lists(CHOICES, min_size=2, max_size=3) | st.lists(
+    CHOICES | LEAVES | st.lists(CHOICES, max_size=2), max_size=3)
+CHUNKS = st.fixed_dictionaries({"choices": CHOICE_LISTS | CHOICE_LISTS | LEAVES}, optional={
+    "usage": st.fixed_dictionaries({}, optional={"prompt_tokens": LEAVES, "completion_tokens": LEAVES}) | LEAVES,
+    "object": st.sampled_from(["chat.completion.chunk", "chat.completion.done"]), "finish_reason": LEAVES,
+    "error": LEAVES, "message": st.fixed_dictionaries({}, optional={
+        "content": LEAVES, "thinking": LEAVES, "tool_calls": TOOL_CALLS | LEAVES}),
+    "done": LEAVES, "index": LEAVES | st.lists(LEAVES, max_size=1),
+    "delta": st.fixed_dictionaries({}, optional={"type": LEAVES, "text": LEAVES, "partial_json": LEAVES}),
+})
+
+
+@pytest.mark.parametrize("manifest", ["openai", "openai-compatible", "ollama", "anthropic"])
+@settings(max_examples=300, deadline=None)
+@given(frames=st.lists(st.tuples(CHUNKS | CHUNKS | PAYLOADS, EVENTS), min_size=1, max_size=6))
+def test_one_choice_fast_path_agrees_with_the_loop(manifest: str, frames: list[Any]) -> None:
+    from modelwire._manifest.catalog import load_manifests
+    from modelwire._runtime.planning import plan
+
+    catalog = _CATALOG.get(manifest) or _CATALOG.setdefault(manifest, load_manifests(f"builtin:{manifest}", env={}))
+    p = plan(catalog, f"{next(iter(catalog.providers))}/m", "generate")
+    rules = compile_rules(p.operator)
+    fast, slow = EventMapper(rules, CTX), EventMapper(rules, CTX)
+    for payload, event in frames:
+        frame = Frame(payload, event)
+        assert _outcome(fast.feed, frame) == _outcome(slow.feed_reference, frame)
+        assert fast.stopped == slow.stopped
+
+
+PROJECTIONS = st.sampled_from([
+    "a[].b", "a[].b.c", "a[].b[]", "a[].b.c[]", "a[?b].c", "a[?b.c].n", "a[].b[0]", "a[].b[-1]", "a[].b.c[1]",
+    "a[]", "a[?b]", "a[].b[?c].n", "a[?b == 'x'].c", "a[].[b, c]",
+])
+ELEMENTS = st.fixed_dictionaries({}, optional={k: SMALL_LEAVES | SMALL for k in ("b", "c", "n")}) | SMALL
+PROJ_FRAMES = st.fixed_dictionaries({"a": st.lists(ELEMENTS, min_size=1, max_size=1) | st.lists(ELEMENTS, max_size=3) | SMALL})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rules=st.lists(st.tuples(PROJECTIONS, st.sampled_from(["each", "when", "both"]),
+                             st.sampled_from(["data", "text", "tool_call"])), min_size=1, max_size=4),
+    frames=st.lists(PROJ_FRAMES | SMALL, min_size=1, max_size=5),
+)
+def test_projection_fast_paths_agree_with_the_loop(rules: list[tuple[str, str, str]], frames: list[Any]) -> None:
+    emits = {"data": {"type": "data", "value": "@"}, "text": {"type": "text", "text": "@"},
+             "tool_call": {"type": "tool_call", "name": "@"}}
+    events = [
+        converter().structure({
+            **({"each": expr} if use != "when" else {}), **({"when": expr} if use != "each" else {}),
+            "emit": emits[emit],
+        }, EventRule)
+        for expr, use, emit in rules
+    ]
+    compiled = compile_rules(Operator(path="/x", events=events))
+    fast, slow = EventMapper(compiled, CTX), EventMapper(compiled, CTX)
+    for payload in frames:
+        frame = Frame(payload)
+        assert _outcome(fast.feed, frame) == _outcome(slow.feed_reference, frame)

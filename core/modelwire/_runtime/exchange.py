@@ -47,11 +47,12 @@ class Tally:
     def take(self, events: list[Event]) -> list[Event]:
         """The events to pass on: Usage is merged here (sent once, at the end), Done dropped."""
         out: list[Event] = []
+        keep = None if self.reported else self.produced  # what to count the output from, until usage came
         for ev in events:
             kind = type(ev)
             if kind is TextDelta:
-                if not self.reported:
-                    self.produced.append(ev.text)  # type: ignore[attr-defined]
+                if keep is not None:
+                    keep.append(ev.text)  # type: ignore[attr-defined]
             elif kind is Usage:
                 assert isinstance(ev, Usage)
                 if ev.input_tokens is not None:
@@ -68,14 +69,15 @@ class Tally:
                     self.reasoning = ev.reasoning_tokens
                 if self.reported:
                     self.produced.clear()
+                    keep = None
                 continue
             elif kind is ToolCallDelta:
                 assert isinstance(ev, ToolCallDelta)
-                if ev.arguments and not self.reported:
-                    self.produced.append(ev.arguments)
+                if ev.arguments and keep is not None:
+                    keep.append(ev.arguments)
             elif kind is ReasoningDelta:
-                if not self.reported:
-                    self.produced.append(ev.text)  # type: ignore[attr-defined]
+                if keep is not None:
+                    keep.append(ev.text)  # type: ignore[attr-defined]
             elif kind is Done:
                 continue
             out.append(ev)

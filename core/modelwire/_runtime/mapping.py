@@ -221,8 +221,8 @@ def _builder(emit: dict[str, Any]) -> Builder:
 
 class Rule:
     __slots__ = (
-        "builder", "data", "each", "error", "event", "kind", "needs_payload", "recall", "recall_into", "remember",
-        "stop", "when", "when_ast",
+        "builder", "data", "each", "each_ast", "emit", "error", "event", "kind", "needs_payload", "recall",
+        "recall_ast", "recall_into", "remember", "stop", "when", "when_ast",
     )
 
     def __init__(self, rule: EventRule) -> None:
@@ -234,6 +234,8 @@ class Rule:
         #: the parsed ``when``, for the generator (shared paths, split conditions)
         self.when_ast: dict[str, Any] | None = None if when is None else compile_expr(when).ast
         self.each = _opt(rule.each)
+        self.each_ast: dict[str, Any] | None = None if rule.each is None else compile_expr(rule.each).ast
+        self.emit = rule.emit
         self.builder = _builder(rule.emit) if rule.emit is not None else None
         self.error = rule.error
         self.stop = rule.stop or rule.stop_when is not None
@@ -243,6 +245,7 @@ class Rule:
         )
         self.recall = None if rule.recall is None else (compile_expr(rule.recall.key).fn, rule.recall.into)
         self.recall_into = None if rule.recall is None else rule.recall.into
+        self.recall_ast: dict[str, Any] | None = None if rule.recall is None else compile_expr(rule.recall.key).ast
         self.needs_payload = rule.data is None and not rule.raw and (
             self.when is not None or self.each is not None or self.builder is not None
             or self.error is not None or self.remember is not None or self.recall is not None
@@ -268,6 +271,11 @@ class RuleSet(list[Rule]):
         self.fns = {name: _generate(subset) for name, subset in self.by_event.items()}
 
 
+#: a step of a path local: the only element of a one-element list, when that element is an object
+ONLY: int = 0
+_SCALARS = (str, int, float, bool)
+
+
 class _Gen:
     """Source of one generated rule function, with what its rules share.
 
@@ -281,11 +289,25 @@ class _Gen:
       'text'``. Other parts are called as compiled closures.
     * A ``when`` that several rules repeat on the frame is evaluated once,
       by the first of them; later ones reuse its truth.
+    * A projection over a plain path (``choices[].delta.content``,
+      ``choices[?finish_reason].finish_reason``, ``choices[].delta.tool_calls[]``)
+      takes a fast path when that list holds exactly one object (``n=1``, the
+      common case): its paths below the element are locals too (``oh1`` says
+      the list has that shape), and the projection is one value, not a loop.
+      A list of any other shape runs the compiled closure, so the events of a
+      multi-choice frame keep the rule loop's order (rule by rule, each over
+      all choices); with one element both orders are the same.
+    * ``text`` emits of ``@`` or of a frame path, and ``recall`` keys that
+      are a frame path or a literal, are inline (no builder or key call).
     """
 
     def __init__(self) -> None:
-        self.ns: dict[str, Any] = {"is_true": is_true, "raise_from": _raise_from, "recalled": _recalled}
-        self.paths: dict[tuple[str, ...], str] = {}
+        self.ns: dict[str, Any] = {
+            "is_true": is_true, "raise_from": _raise_from, "recalled": _recalled, "TextDelta": TextDelta,
+            "ReasoningDelta": ReasoningDelta,
+            "UNSET": _UNSET, "SCALARS": _SCALARS,
+        }
+        self.paths: dict[tuple[str | int, ...], str] = {}
         self.truths: dict[str, str] = {}
         self.n = 0
 
@@ -296,7 +318,7 @@ class _Gen:
             self.ns[key] = value
         return key
 
-    def path(self, names: tuple[str, ...]) -> str:
+    def path(self, names: tuple[str | int, ...]) -> str:
         """The local that holds this path of the frame (its prefixes are locals too)."""
         local = self.paths.get(names)
         if local is None:
@@ -309,15 +331,88 @@ class _Gen:
         """Statements that fill the path locals from ``payload``."""
         if not self.paths:
             return []
-        body, nones = [], []
+        body, nones, flags = [], [], []
         for names, local in self.paths.items():
             nones.append(local)
             if len(names) == 1:
                 body.append(f"        {local} = payload.get({names[0]!r})")
+            elif names[-1] == ONLY:
+                parent = self.paths[names[:-1]]
+                flags.append(f"o{local}")
+                body.append(f"        o{local} = type({parent}) is list and len({parent}) == 1 and type({parent}[0]) is dict")
+                body.append(f"        {local} = {parent}[0] if o{local} else None")
             else:
                 parent = self.paths[names[:-1]]
                 body.append(f"        {local} = {parent}.get({names[-1]!r}) if type({parent}) is dict else None")
-        return ["    if type(payload) is dict:", *body, "    else:", f"        {' = '.join(nones)} = None"]
+        return ["    if type(payload) is dict:", *body, "    else:", f"        {' = '.join(nones)} = None",
+                *([f"        {' = '.join(flags)} = False"] if flags else [])]
+
+    def rel(self, node: dict[str, Any], base: tuple[str | int, ...]) -> str:
+        """Python for ``node`` evaluated on the value at path ``base`` (a local)."""
+        kind = node["type"]
+        if kind in ("identity", "current"):
+            return self.path(base)
+        names = field_path(node)
+        if names is not None:
+            return self.path(base + names)
+        if kind == "index_expression" and node["children"][1]["type"] == "index":
+            names, k = field_path(node["children"][0]), node["children"][1]["value"]
+            if names is not None and type(k) is int:
+                lst = self.path(base + names)
+                size = f"len({lst}) > {k}" if k >= 0 else f"len({lst}) >= {-k}"
+                return f"({lst}[{k}] if type({lst}) is list and {size} else None)"
+        if kind == "subexpression" and len(node["children"]) == 2:
+            head = field_path(node["children"][0])
+            if head is not None and node["children"][1]["type"] == "index_expression":
+                return self.rel(node["children"][1], base + head)
+        return f"{self.name('n', compile_node(node))}({self.path(base)})"
+
+    def single(
+        self, node: dict[str, Any], shadow: str | None
+    ) -> tuple[str, str, str | None, bool, str, tuple[str | int, ...] | None] | None:
+        """For ``P[].R``, ``P[?F].R`` and ``P[].R[]`` over a plain frame path ``P``:
+        the one-object flag, ``R`` and ``F`` on that object, whether ``[]``
+        follows, the local of ``P`` (not a list: the projection is null), and
+        the path of the one value when it is a path."""
+        kind, children = node["type"], node["children"]
+        flat = False
+        if kind == "projection" and children[1]["type"] == "identity" and children[0]["type"] == "flatten":
+            inner = children[0]["children"][0]
+            if inner["type"] == "projection" and field_path(children[0]["children"][0]) is None:
+                node, kind, children, flat = inner, inner["type"], inner["children"], True
+        if kind == "projection" and children[0]["type"] == "flatten":
+            base, right, test = children[0]["children"][0], children[1], None
+        elif kind == "filter_projection":
+            base, right, test = children
+        else:
+            return None
+        names = field_path(base)
+        if names is None or names[0] == shadow:
+            return None
+        one: tuple[str | int, ...] = (*names, ONLY)
+        elem = self.path(one)
+        rpath = () if right["type"] in ("identity", "current") else field_path(right)
+        return (f"o{elem}", self.rel(right, one), None if test is None else self.truth(test, one), flat,
+                self.path(names), None if rpath is None or flat else one + rpath)
+
+    def inline(self, node: dict[str, Any], base: tuple[str | int, ...]) -> str | None:
+        """Python for a path or ``a || b`` of paths below ``base`` (all locals), else None."""
+        names = field_path(node)
+        if names is not None:
+            return self.path(base + names)
+        if node["type"] in ("identity", "current"):
+            return self.path(base)
+        if node["type"] == "or_expression":
+            lhs, rhs = (self.inline(c, base) for c in node["children"])
+            if lhs is not None and rhs is not None and field_path(node["children"][0]) is not None:
+                return f"({lhs} if {_truth(lhs)} else {rhs})"
+        return None
+
+    def truth(self, node: dict[str, Any], base: tuple[str | int, ...]) -> str:
+        names = field_path(node)
+        if names is not None:
+            return _truth(self.path(base + names))
+        return f"is_true({self.rel(node, base)})"
 
     def cond(self, node: dict[str, Any], val: str, shadow: str | None) -> str:
         """A Python condition equal to JMESPath truth of ``node`` on ``val``.
@@ -332,7 +427,7 @@ class _Gen:
         shared = val == "payload" or shadow is not None  # the frame, or the frame plus a recalled field
         names = field_path(node)
         if shared and names is not None and names[0] != shadow:
-            return f"is_true({self.path(names)})"
+            return _truth(self.path(names))
         if shared and kind == "comparator" and node["value"] in ("eq", "ne"):
             lhs, rhs = node["children"]
             for side, other in ((lhs, rhs), (rhs, lhs)):
@@ -340,7 +435,39 @@ class _Gen:
                 if other["type"] == "literal" and type(other["value"]) is str and names and names[0] != shadow:
                     op = "==" if node["value"] == "eq" else "!="
                     return f"({self.path(names)} {op} {other['value']!r})"
-        return f"is_true({self.name('n', compile_node(node))}({val}))"
+        slow = f"is_true({self.name('n', compile_node(node))}({val}))"
+        one = self.single(node, shadow) if shared else None
+        if one is not None and not one[3]:
+            # a one-element projection is true when its one value is not null (and passes the filter)
+            flag, item, test, _, _, _ = one
+            fast = f"{item} is not None" if test is None else f"{test} and {item} is not None"
+            return f"(({fast}) if {flag} else {slow})"
+        return slow
+
+
+def _truth(local: str) -> str:
+    """JMESPath truth of a local (``is_true(None)`` is False: no call for a missing field)."""
+    return f"({local} is not None and is_true({local}))"
+
+
+def _emit(r: Rule, i: int, value: str, ind: str, gen: _Gen, where: tuple[str | int, ...] | None = None) -> list[str]:
+    """Lines that build rule ``i``'s event from ``value`` (a local) and append it.
+
+    ``where`` is the frame path ``value`` holds, if it is one: a ``reasoning``
+    emit of only ``text`` (a path or ``a || b`` below it) is then inline too.
+    """
+    spec = r.emit or {}
+    if r.kind == "text" and spec.get("text", "@") == "@":
+        return [f"{ind}if type({value}) is str and {value}:", f"{ind}    append(TextDelta({value}))"]
+    text = spec.get("text", "@")
+    if r.kind == "reasoning" and where is not None and set(spec) <= {"type", "text"} and type(text) is str:
+        t = value if text == "@" else gen.inline(compile_expr(text).ast, where)
+        if t is not None:
+            return [f"{ind}t = {t}", f"{ind}if type(t) is str and t:",
+                    f"{ind}    append(ReasoningDelta(text=t, index=0, signature=None, redacted=None))"]
+    fix = ["if ev.index < 0:", "    ev = self._auto(ev)"] if r.kind == "tool_call" else []
+    return [f"{ind}ev = b{i}({value})", f"{ind}if ev is not None:", *(f"{ind}    {f}" for f in fix),
+            f"{ind}    append(ev)"]
 
 
 def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool]]:
@@ -358,7 +485,7 @@ def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool
             val = "data"
         elif r.needs_payload:
             if decoded_at < 0:
-                lines.append("    payload = self._decode(data)")
+                lines.append("    payload = self._decode(data) if type(data) is str else data  # decoded by the parser")
                 decoded_at = len(lines)
             val = "payload"
         else:
@@ -369,7 +496,18 @@ def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool
             if val == "payload" and r.when_ast is not None:
                 # The slot is read (and checked) here, as the loop does; the
                 # frame is copied with it only if the condition needs it or holds.
-                lines.append(f"{ind}m{i} = self._recall_value(rk{i}, payload)")
+                slot = r.recall_ast or {}
+                names = field_path(slot) if slot else None
+                if slot.get("type") == "literal" and (slot["value"] is None or type(slot["value"]) in _SCALARS):
+                    ns[f"rv{i}"] = slot["value"]
+                    lines.append(f"{ind}m{i} = self._memory.get(rv{i}) if type(payload) is dict else UNSET")
+                elif names is not None:
+                    # a frame path is None when the frame is not an object: the check passes, as in the loop
+                    k = gen.path(names)
+                    lines += [f"{ind}if {k} is not None and type({k}) not in SCALARS:", f"{ind}    self._slot({k})",
+                              f"{ind}m{i} = self._memory.get({k}) if type(payload) is dict else UNSET"]
+                else:
+                    lines.append(f"{ind}m{i} = self._recall_value(rk{i}, payload)")
                 lazy = f"recalled(payload, ri{i}, m{i})"
             else:
                 lines.append(f"{ind}p{i} = self._recall(rk{i}, ri{i}, {val})")
@@ -398,16 +536,34 @@ def _generate(rules: list[Rule]) -> Callable[[Any, Any], tuple[list[Event], bool
             continue
         if r.builder is not None:
             ns[f"b{i}"] = r.builder
-            fix = ["if ev.index < 0:", "    ev = self._auto(ev)"] if r.kind == "tool_call" else []
             if r.each is not None:
                 ns[f"x{i}"] = r.each
-                lines += [f"{ind}items = x{i}({val})", f"{ind}if type(items) is list:",
-                          f"{ind}    for item in items:", f"{ind}        ev = b{i}(item)",
-                          f"{ind}        if ev is not None:"]
-                lines += [f"{ind}            {f}" for f in fix] + [f"{ind}            append(ev)"]
+                slow = [f"items = x{i}({val})", "if type(items) is list:", "    for item in items:",
+                        *_emit(r, i, "item", "        ", gen)]
+                one = gen.single(r.each_ast, None) if val == "payload" and r.each_ast is not None else None
+                if one is None:
+                    lines += [ind + line for line in slow]
+                else:
+                    flag, item, test, flat, base, where = one
+                    fast = [f"v = {item}", "if v is not None:"]
+                    if flat:
+                        fast += ["    for item in (v if type(v) is list else (v,)):", "        if item is not None:",
+                                 *_emit(r, i, "item", "            ", gen)]
+                    else:
+                        fast += _emit(r, i, "v", "    ", gen, where)
+                    if test is not None:
+                        fast = [f"if {test}:", *("    " + line for line in fast)]
+                    lines += [f"{ind}if {flag}:", *(f"{ind}    {line}" for line in fast),
+                              f"{ind}elif type({base}) is list:",
+                              *(f"{ind}    {line}" for line in slow)]
             else:
-                lines += [f"{ind}ev = b{i}({val})", f"{ind}if ev is not None:"]
-                lines += [f"{ind}    {f}" for f in fix] + [f"{ind}    append(ev)"]
+                text = (r.emit or {}).get("text")
+                path = field_path(compile_expr(text).ast) if r.kind == "text" and type(text) is str and text != "@" else None
+                if path is not None and val == "payload":
+                    lines += [f"{ind}v = {gen.path(path)}", f"{ind}if type(v) is str and v:",
+                              f"{ind}    append(TextDelta(v))"]
+                else:
+                    lines += _emit(r, i, val, ind, gen)
         if r.stop:
             lines.append(f"{ind}return out, True")
     lines.append("    return out, False")

@@ -212,7 +212,7 @@ class SSEParser:
                     # named tuple with tuple.__new__ (no Python-level __new__ call).
                     raw = data[0] if len(data) == 1 else b"\n".join(data)
                     append(new(Frame, (raw.decode("utf-8", "replace"), event or "message", last_id, retry)))
-                    data = []
+                    data.clear()
                     size = 0
                 event = ""
                 continue
@@ -220,6 +220,9 @@ class SSEParser:
                 value = line[6:]
             elif line[:5] == b"data:":
                 value = line[5:]
+            elif line[:7] == b"event: ":  # the other common line: skip the generic split
+                event = line[7:].decode("utf-8", "replace")
+                continue
             else:
                 colon = line.find(b":")
                 if colon == 0:
