@@ -380,6 +380,46 @@ def test_google_genai_reads_the_same_call_signature(server: ReplayServer, rt: mo
     assert [base64.b64encode(p.thought_signature).decode() for p in signed] == [c.signature for c in ours.tool_calls]
 
 
+# -- OpenAI web search: url_citation annotations are citations -----------------------
+# Shape: OpenAI "Web search" guide (Chat Completions, gpt-4o-search-preview: the
+# message carries annotations [{type: url_citation, url_citation: {start_index,
+# end_index, url, title}}]); openai-python types/chat/chat_completion_message.py
+# (Annotation, AnnotationURLCitation).
+def _search_chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"id": "chatcmpl-s1", "object": "chat.completion.chunk", "created": 1750000000,
+            "model": "gpt-4o-search-preview-2025-03-11", "choices": [{"index": 0, "delta": delta,
+                                                                      "finish_reason": finish}], **extra}
+
+
+OPENAI_SEARCH = sse(
+    (None, _search_chunk({"role": "assistant", "content": ""})),
+    (None, _search_chunk({"content": "Oslo is sunny today ([yr.no](https://www.yr.no/en))."})),
+    (None, _search_chunk({"annotations": [
+        {"type": "url_citation", "url_citation": {"end_index": 49, "start_index": 21,
+                                                  "title": "Oslo weather - yr", "url": "https://www.yr.no/en"}}]})),
+    (None, _search_chunk({}, "stop")),
+    (None, _search_chunk({}, None, usage={"prompt_tokens": 9, "completion_tokens": 15, "total_tokens": 24})),
+    (None, "[DONE]"),
+)
+
+
+def test_openai_url_citations_are_citations_not_text(server: ReplayServer, rt: modelwire.SyncRuntime) -> None:
+    server.push(reply(OPENAI_SEARCH))
+    resp = rt.generate("gpt-4.1", "Weather in Oslo?")
+    assert resp.text == "Oslo is sunny today ([yr.no](https://www.yr.no/en))."
+    assert [(c.url, c.title) for c in resp.citations] == [("https://www.yr.no/en", "Oslo weather - yr")]
+
+    server.push(reply(OPENAI_SEARCH))
+    openai = pytest.importorskip("openai")
+    with openai.OpenAI(base_url=server.url_for("openai"), api_key="k", max_retries=0) as client:
+        chunks = list(client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "x"}],
+                                                     stream=True))
+    # the SDK's chunk type does not declare delta.annotations; it keeps them as an extra field
+    sdk = [a for c in chunks if c.choices for a in (getattr(c.choices[0].delta, "annotations", None) or [])]
+    assert [(a["url_citation"]["url"], a["url_citation"]["title"]) for a in sdk] == [
+        (c.url, c.title) for c in resp.citations]
+
+
 # -- defect 4: delta.content as a list of typed parts ---------------------------------
 # Shape: Mistral's reasoning models (docs.mistral.ai "Reasoning": content is a list
 # of {"type": "thinking", "thinking": [{"type": "text", ...}]} and {"type": "text"}
