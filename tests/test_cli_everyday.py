@@ -149,6 +149,7 @@ def test_models_json_matches_the_catalog() -> None:
             k: v for k, v in {"input_per_mtok": price.input_per_mtok, "output_per_mtok": price.output_per_mtok,
                               "cached_input_per_mtok": price.cached_input_per_mtok,
                               "cache_write_per_mtok": price.cache_write_per_mtok,
+                              "cache_write_1h_per_mtok": price.cache_write_1h_per_mtok,
                               "currency": price.currency}.items() if v is not None
         })
 
