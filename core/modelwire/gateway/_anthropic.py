@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from .._events import Finish, TextDelta, ToolCallDelta, Usage
-from ._call import BodyError, Call, Outcome, need, positive_int, stop_list
+from ._call import BodyError, Call, Outcome, need, open_body, positive_int, stop_list
 
 __all__ = ["MessageStream", "error_body", "message_body", "parse_messages"]
 
@@ -99,13 +99,7 @@ def _blocks(msg: dict[str, Any], at: str) -> list[dict[str, Any]]:
 
 def parse_messages(body: Any) -> Call:
     """A ``/v1/messages`` body -> :class:`Call`; :class:`BodyError` names the bad field."""
-    if not isinstance(body, dict):
-        raise BodyError(None, "the body must be a JSON object")
-    for name in body:
-        if name not in _KNOWN:
-            raise BodyError(name, "not supported by this gateway")
-    model = need(body, "model", str, "a model name", required=True)
-    raw = need(body, "messages", list, "a list of messages", required=True)
+    model, raw = open_body(body, _KNOWN)
     messages: list[dict[str, Any]] = []
     if body.get("system") is not None:
         messages.append({"role": "system", "content": _text_of(body["system"], "system")})

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["BodyError", "Call", "Outcome", "error_status", "need", "positive_int", "stop_list"]
+__all__ = ["BodyError", "Call", "Outcome", "error_status", "need", "open_body", "positive_int", "stop_list"]
 
 
 class BodyError(ValueError):
@@ -85,6 +85,17 @@ def error_status(kind: str, code: str) -> int:
         return 429
     return _STATUS.get(kind, 500)
 
+
+
+def open_body(body: Any, known: set[str]) -> tuple[str, list[Any]]:
+    """The checks every request body starts with: an object, known fields only; its model and messages."""
+    if not isinstance(body, dict):
+        raise BodyError(None, "the body must be a JSON object")
+    for name in body:
+        if name not in known:
+            raise BodyError(name, "not supported by this gateway")
+    model = need(body, "model", str, "a model name", required=True)
+    return model, need(body, "messages", list, "a list of messages", required=True)
 
 
 def need(body: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str, *, required: bool = False) -> Any:

@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 from .._events import Finish, TextDelta, ToolCallDelta, Usage
-from ._call import BodyError, Call, Outcome, need, positive_int, stop_list
+from ._call import BodyError, Call, Outcome, need, open_body, positive_int, stop_list
 
 __all__ = [
     "ChatStream",
@@ -72,13 +72,7 @@ def _content(value: Any, where: str) -> Any:
 
 def parse_chat(body: Any) -> Call:
     """A ``/v1/chat/completions`` body -> :class:`Call`; :class:`BodyError` names the bad field."""
-    if not isinstance(body, dict):
-        raise BodyError(None, "the body must be a JSON object")
-    for name in body:
-        if name not in _KNOWN:
-            raise BodyError(name, "not supported by this gateway")
-    model = need(body, "model", str, "a model name", required=True)
-    raw = need(body, "messages", list, "a list of messages", required=True)
+    model, raw = open_body(body, _KNOWN)
     if not raw:
         raise BodyError("messages", "give at least one message")
     messages: list[dict[str, Any]] = []
